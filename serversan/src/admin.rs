@@ -1,0 +1,1 @@
+//! Managing servers from the command line (`serversan server …`).

@@ -1,0 +1,1 @@
+//! Charts: history rendered as PNG.

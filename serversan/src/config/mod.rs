@@ -1,0 +1,1 @@
+//! Configuration: one typed struct from a TOML file and `SERVERSAN_*` variables.

@@ -1,0 +1,1 @@
+//! `POST /v1/report`: authenticate, validate and store agent reports.

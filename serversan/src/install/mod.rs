@@ -1,0 +1,1 @@
+//! `GET /install.sh`, `/install.ps1` and `/agent/<os>-<arch>`.

@@ -1,0 +1,1 @@
+//! The HTTP application: routes, listener, TLS and timeouts.
