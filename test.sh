@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Runs every ServerSan test.
+#
+# The storage tests need a real MySQL-compatible server. When none answers at
+# SERVERSAN_TEST_MYSQL_URL (default mysql://root@127.0.0.1:3306), this script
+# provisions MariaDB on this machine (Debian: apt-get install mariadb-server,
+# then start it without systemd) and creates a password-less test user
+# reachable over TCP. It also installs the few tools the tests call
+# (shellcheck for the installer tests). Everything else is plain cargo.
+#
+# Usage: ./test.sh [extra cargo test arguments]
+set -euo pipefail
+
+cd "$(dirname "$0")"
+
+log() { printf 'test.sh: %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    log "need root (or sudo) to run: $*"
+    return 1
+  fi
+}
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" -eq 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_updated=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# host, port and user of the test server, from the URL.
+url="${SERVERSAN_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}"
+hostport="${url#mysql://}"
+hostport="${hostport#*@}"
+hostport="${hostport%%/*}"
+db_host="${hostport%%:*}"
+db_port="${hostport##*:}"
+[ "$db_port" = "$hostport" ] && db_port=3306
+
+mysql_answers() {
+  command -v mariadb >/dev/null 2>&1 || return 1
+  local userinfo="${url#mysql://}"
+  userinfo="${userinfo%%@*}"
+  local user="${userinfo%%:*}" pass=""
+  [ "$userinfo" != "$user" ] && pass="${userinfo#*:}"
+  MYSQL_PWD="$pass" mariadb --protocol=tcp -h "$db_host" -P "$db_port" -u "$user" \
+    --connect-timeout=3 -e 'SELECT 1' >/dev/null 2>&1
+}
+
+port_open() {
+  (exec 3<>"/dev/tcp/$db_host/$db_port") 2>/dev/null
+}
+
+ensure_mariadb() {
+  if mysql_answers; then
+    return 0
+  fi
+  if [ "$db_host" != "127.0.0.1" ] && [ "$db_host" != "localhost" ]; then
+    log "no MySQL answers at $db_host:$db_port and it is not local: cannot provision it"
+    return 1
+  fi
+  if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+    log "installing MariaDB (mariadb-server)"
+    apt_install mariadb-server mariadb-client
+  fi
+  if ! port_open; then
+    log "starting MariaDB"
+    if [ ! -d /var/lib/mysql/mysql ]; then
+      as_root mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+    fi
+    as_root mkdir -p /run/mysqld
+    as_root chown mysql:mysql /run/mysqld
+    as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    for _ in $(seq 1 60); do
+      port_open && break
+      sleep 0.5
+    done
+  fi
+  if mysql_answers; then
+    return 0
+  fi
+  # A fresh Debian install gives root unix-socket auth only: allow the test
+  # user over TCP without a password (a test machine's server, bound to
+  # loopback by Debian's default configuration).
+  log "granting the test user TCP access to MariaDB"
+  as_root mariadb -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+    GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+    ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
+    FLUSH PRIVILEGES;" || true
+  if mysql_answers; then
+    return 0
+  fi
+  log "MariaDB is running but $url does not accept connections"
+  return 1
+}
+
+ensure_tools() {
+  local missing=()
+  command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+  command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt_install "${missing[@]}"
+  fi
+}
+
+ensure_tools
+ensure_mariadb
+export SERVERSAN_TEST_MYSQL_URL="$url"
+
+log "MariaDB answers at $db_host:$db_port; running cargo test"
+cargo test --workspace "$@"
