@@ -1,0 +1,49 @@
+//! The Telegram bot: commands, buttons and the front ends that carry them.
+//!
+//! Handlers take a [`Sender`] and an [`Input`] and return [`reply::Output`]s;
+//! they never know whether Telegram ([`telegram`]) or the demo's console
+//! carries the conversation.
+
+pub mod args;
+pub mod callback;
+pub mod console;
+pub mod html;
+pub mod reply;
+pub mod telegram;
+
+/// Who sent an update, as Telegram vouches for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    /// The Telegram user id (also our `users.user_id`).
+    pub user_id: i64,
+    pub username: Option<String>,
+    /// First and last name, for greetings.
+    pub display_name: String,
+    /// Whether the update came from a private chat with the bot. Server
+    /// management happens only there: in a group every member would see
+    /// install codes and could press the buttons.
+    pub private_chat: bool,
+}
+
+/// What the user did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A text message (a command or anything else).
+    Text(String),
+    /// A button press with its raw, untrusted callback data.
+    Button(String),
+}
+
+/// Something that answers users; implemented by the command dispatcher and
+/// driven by each front end.
+pub trait ChatHandler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        from: &Sender,
+        input: Input,
+    ) -> impl std::future::Future<Output = Vec<reply::Output>> + Send;
+
+    /// Telegram said the user cannot be reached (blocked the bot, deleted
+    /// the account): stop queueing messages for them.
+    fn unreachable(&self, user_id: i64) -> impl std::future::Future<Output = ()> + Send;
+}
