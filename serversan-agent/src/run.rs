@@ -122,7 +122,8 @@ pub fn report_once(config: &Config, log: Log) -> Result<RunSummary, RunError> {
         return Ok(summary);
     };
 
-    let mut state = DeliveryState::load(dir);
+    let loaded_state = DeliveryState::load(dir);
+    let mut state = loaded_state.clone();
     if url.is_insecure() && state.warned_insecure_url.as_deref() != Some(url.as_str()) {
         log(&format!(
             "warning: {} is plain HTTP to another host: reports travel unencrypted \
@@ -175,20 +176,20 @@ pub fn report_once(config: &Config, log: Log) -> Result<RunSummary, RunError> {
                 warn_skew(clock_skew, log);
             }
             Outcome::Refused { status, message } => {
-                save_state(&state, dir, log);
+                save_state(&state, &loaded_state, dir, log);
                 return Err(RunError::Refused { status, message });
             }
             other => stop = Some(stop_for(other, &code, &mut state)),
         }
         if stop.is_none() {
             summary.queued = spool.entries().map(|e| e.len()).unwrap_or(0);
-            save_state(&state, dir, log);
+            save_state(&state, &loaded_state, dir, log);
             return Ok(summary);
         }
     }
     spool_report(&spool, &report, &mut summary, log).map_err(state_err)?;
     summary.queued = spool.entries().map(|e| e.len()).unwrap_or(0);
-    save_state(&state, dir, log);
+    save_state(&state, &loaded_state, dir, log);
     match stop {
         Some(Stop::Unauthorized(advice)) => Err(RunError::Unauthorized {
             advice,
@@ -332,7 +333,10 @@ fn spool_report(
     Ok(())
 }
 
-fn save_state(state: &DeliveryState, dir: &Path, log: Log) {
+fn save_state(state: &DeliveryState, loaded: &DeliveryState, dir: &Path, log: Log) {
+    if state == loaded {
+        return;
+    }
     if let Err(e) = state.save(dir) {
         log(&format!(
             "cannot save delivery state in {}: {e}",

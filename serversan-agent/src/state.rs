@@ -57,7 +57,7 @@ impl DeliveryState {
 
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        crate::fsutil::write_atomic(&Self::path(state_dir), &bytes)
+        crate::fsutil::write_replace(&Self::path(state_dir), &bytes)
     }
 
     /// When the next attempt with `key_id` is allowed after repeated 401s

@@ -48,7 +48,7 @@ impl Counters {
     /// Saves atomically: a crash leaves either the old file or the new one.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        crate::fsutil::write_atomic(path, &bytes)
+        crate::fsutil::write_replace(path, &bytes)
     }
 
     /// Whether `self` (an earlier reading) can serve as the start of the

@@ -7,6 +7,7 @@ mod procfs;
 mod sensors;
 mod utmp;
 
+use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -15,8 +16,29 @@ use serversan_protocol::{Limits, REPORT_VERSION, Report};
 
 use super::{Counters, ProcSample, clean_text, unix_now};
 
+/// Reads a small kernel file. Plain `read` calls until the end: std's
+/// `read_to_string` first asks the file's size and position (two more
+/// syscalls per file, which /proc answers with 0 anyway).
 fn read(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok()
+    read_at_most(path, usize::MAX)
+}
+
+/// Reads up to `limit` bytes (rounded up to a 4 KiB chunk): the start of a
+/// file the kernel generates as it is read (on a 128-core host, all of
+/// /proc/cpuinfo is ~200 KiB of formatting for one model name).
+fn read_at_most(path: &str, limit: usize) -> Option<String> {
+    let mut file = File::open(path).ok()?;
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while out.len() < limit {
+        match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// The counters rates are computed from: CPU time and every process's ticks.
@@ -45,18 +67,18 @@ fn processes(page_size: u64) -> Vec<ProcSample> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    let mut buf = String::with_capacity(512);
+    let mut buf = [0u8; 2048];
     let mut out: Vec<ProcSample> = dir
         .flatten()
         .filter_map(|entry| {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            buf.clear();
-            // A process may exit between listing and reading: skip it.
-            std::fs::File::open(format!("/proc/{pid}/stat"))
+            // One read: the kernel hands the whole line to a buffer this
+            // size. A process may exit between listing and reading: skip it.
+            let n = File::open(format!("/proc/{pid}/stat"))
                 .ok()?
-                .read_to_string(&mut buf)
+                .read(&mut buf)
                 .ok()?;
-            let s = procfs::parse_pid_stat(&buf)?;
+            let s = procfs::parse_pid_stat(std::str::from_utf8(&buf[..n]).ok()?)?;
             Some(ProcSample {
                 pid,
                 start: s.start,
@@ -73,7 +95,8 @@ fn processes(page_size: u64) -> Vec<ProcSample> {
 /// Everything but the rates, as of `counters`.
 pub(crate) fn collect_static(counters: &Counters) -> Report {
     let limits = Limits::default();
-    let (model, frequency_mhz) = procfs::parse_cpuinfo(&read("/proc/cpuinfo").unwrap_or_default());
+    let (model, frequency_mhz) =
+        procfs::parse_cpuinfo(&read_at_most("/proc/cpuinfo", 8192).unwrap_or_default());
     let (os_name, os_version) = procfs::parse_os_release(
         &read("/etc/os-release")
             .or_else(|| read("/usr/lib/os-release"))
