@@ -50,6 +50,7 @@ readonly CRON_FILE=/etc/cron.d/serversan-agent
 readonly UNIT_DIR=/etc/systemd/system
 readonly SERVICE_NAME=serversan-agent.service
 readonly TIMER_NAME=serversan-agent.timer
+readonly CONF_HEADER='# ServerSan agent settings (the installer sets "server"; other lines are kept).'
 
 # Auth code: <key_id>.<secret>; key_id 8-32 letters or digits, secret
 # base64url (no padding) of 32 to 128 bytes.
@@ -65,6 +66,7 @@ BINARY=""
 MODE=""
 UNINSTALL=0
 TMP=""
+BIN_TMP=""
 
 say() { printf 'serversan: %s\n' "$*"; }
 warn() { printf 'serversan: warning: %s\n' "$*" >&2; }
@@ -92,6 +94,9 @@ EOF
 cleanup() {
   if [ -n "$TMP" ]; then
     rm -f -- "$TMP"
+  fi
+  if [ -n "$BIN_TMP" ]; then
+    rm -f -- "$BIN_TMP"
   fi
 }
 
@@ -341,43 +346,47 @@ write_config() {
   local owner=$1 old
   old=$(old_config)
   {
-    echo "# ServerSan agent settings (install.sh sets \"server\"; other lines are kept)."
+    echo "$CONF_HEADER"
     printf 'server = "%s"\n' "$SERVER"
     if [ -n "$old" ]; then
-      printf '%s\n' "$old" | awk '
+      printf '%s\n' "$old" | awk -v header="$CONF_HEADER" '
         /^[[:space:]]*\[/ { in_table = 1 }
         !in_table && /^[[:space:]]*server[[:space:]]*=/ { next }
-        /^# ServerSan agent settings \(install.sh sets/ { next }
+        $0 == header { next }
         { print }'
     fi
   } | write_file "$ROOT$CONF_FILE" 0600 "$owner"
 }
 
-install_binary() {
-  local dest=$ROOT$BIN_PATH url
+# Puts the agent binary in a temporary file beside its destination, checked,
+# before anything else is changed: a failed download changes nothing.
+fetch_binary() {
+  local url
   mkdir -p -- "$ROOT$BIN_DIR"
-  TMP=$(mktemp "$ROOT$BIN_DIR/.serversan-agent.XXXXXX")
+  BIN_TMP=$(mktemp "$ROOT$BIN_DIR/.serversan-agent.XXXXXX")
   if [ -n "$BINARY" ]; then
-    [ -f "$BINARY" ] || die "--binary $BINARY is not a file"
-    cp -- "$BINARY" "$TMP"
+    cp -- "$BINARY" "$BIN_TMP"
   else
     url="$SERVER/agent/linux-$(linux_arch)"
     say "downloading the agent from $url"
     if command -v curl >/dev/null 2>&1; then
-      curl -fsSL --proto '=https,http' --connect-timeout 15 --max-time 300 --retry 2 -o "$TMP" "$url" </dev/null ||
-        die "could not download the agent from $url (or pass --binary PATH)"
+      curl -fsSL --proto '=https,http' --connect-timeout 15 --max-time 300 --retry 2 -o "$BIN_TMP" "$url" </dev/null ||
+        die "could not download the agent from $url (or pass --binary PATH); nothing was changed"
     elif command -v wget >/dev/null 2>&1; then
-      wget -q -T 60 -O "$TMP" "$url" </dev/null ||
-        die "could not download the agent from $url (or pass --binary PATH)"
+      wget -q -T 60 -O "$BIN_TMP" "$url" </dev/null ||
+        die "could not download the agent from $url (or pass --binary PATH); nothing was changed"
     else
       die "neither curl nor wget is installed: install one, or pass --binary PATH"
     fi
   fi
-  is_elf "$TMP" || die "the agent binary is not a Linux executable (empty, or not ELF)"
-  chown 0:0 "$TMP"
-  chmod 0755 "$TMP"
-  mv -f -- "$TMP" "$dest"
-  TMP=""
+  is_elf "$BIN_TMP" || die "the agent binary is not a Linux executable (empty, or not ELF); nothing was changed"
+  chown 0:0 "$BIN_TMP"
+  chmod 0755 "$BIN_TMP"
+}
+
+place_binary() {
+  mv -f -- "$BIN_TMP" "$ROOT$BIN_PATH"
+  BIN_TMP=""
 }
 
 cron_entry() {
@@ -493,6 +502,7 @@ first_report() {
 
 install_agent() {
   local uid gid owner
+  fetch_binary
   ensure_user
   uid=$(user_field 3)
   gid=$(user_field 4)
@@ -505,7 +515,7 @@ install_agent() {
   chown "$owner" "$ROOT$CONF_DIR"
   mkdir -p -- "$ROOT/var/lib"
   make_dir "$ROOT$STATE_DIR" 0700 "$owner"
-  install_binary
+  place_binary
   schedule
   say "installed the ServerSan agent for $SERVER"
   if [ -z "$ROOT" ]; then
@@ -524,9 +534,9 @@ uninstall_agent() {
 
 main() {
   parse_args "$@"
-  check_root_prefix
   if [ "$UNINSTALL" -eq 1 ]; then
     require_root
+    check_root_prefix
     uninstall_agent
     return
   fi
@@ -535,11 +545,15 @@ main() {
     die "the auth code is missing: the bot gives it with /add or /reinstall"
   }
   valid_code "$CODE" || die "that is not a ServerSan auth code (KEY.SECRET as the bot gave it); nothing was changed"
-  [ -z "$BINARY" ] || [ -f "$BINARY" ] || die "--binary $BINARY is not a file; nothing was changed"
+  if [ -n "$BINARY" ]; then
+    [ -f "$BINARY" ] || die "--binary $BINARY is not a file; nothing was changed"
+    is_elf "$BINARY" || die "--binary $BINARY is not a Linux executable (ELF); nothing was changed"
+  fi
   if [ -z "$ROOT" ] && [ "$(uname -s)" != Linux ]; then
     die "this installer is for Linux (use install.ps1 on Windows)"
   fi
   require_root
+  check_root_prefix
   resolve_server
   resolve_mode
   umask 077
