@@ -57,6 +57,8 @@ fn secret_of(code: &str) -> &str {
 /// A fake root laid out like a Debian system before installation.
 struct Prefix {
     dir: tempfile::TempDir,
+    /// Agent binaries to install, outside the prefix.
+    agents: tempfile::TempDir,
 }
 
 impl Prefix {
@@ -84,7 +86,27 @@ impl Prefix {
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             }
         }
-        Prefix { dir }
+        Prefix {
+            dir,
+            agents: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A fresh prefix, when running as root (see [`running_as_root`]).
+    fn if_root() -> Option<Self> {
+        running_as_root().then(Self::new)
+    }
+
+    /// An agent binary to install, told apart from others by `marker`.
+    fn agent(&self, marker: &str) -> PathBuf {
+        dummy_agent(self.agents.path(), marker)
+    }
+
+    /// `install.sh CODE --binary AGENT EXTRA... --root PREFIX`.
+    fn install(&self, code: &str, agent: &Path, extra: &[&str]) -> Output {
+        let mut args = vec![code, "--binary", agent.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.run(&args)
     }
 
     fn root(&self) -> &Path {
@@ -340,22 +362,14 @@ fn scripts_have_lf_endings_and_plain_ascii() {
 
 #[test]
 fn installs_with_cron_in_a_prefix() {
-    if !running_as_root() {
+    let Some(prefix) = Prefix::if_root() else {
         return;
-    }
-    let prefix = Prefix::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let binary = dummy_agent(tmp.path(), "cron");
+    };
+    let binary = prefix.agent("cron");
     let before = prefix.listing();
     let code = new_code();
 
-    let output = prefix.run(&[
-        &code,
-        "--server",
-        SERVER,
-        "--binary",
-        binary.to_str().unwrap(),
-    ]);
+    let output = prefix.install(&code, &binary, &["--server", SERVER]);
     assert_ok(&output);
     assert_never_printed(&output, &code);
 
@@ -390,23 +404,18 @@ fn installs_with_cron_in_a_prefix() {
 
 #[test]
 fn installs_with_a_systemd_timer_in_a_prefix() {
-    if !running_as_root() {
+    let Some(prefix) = Prefix::if_root() else {
         return;
-    }
-    let prefix = Prefix::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let binary = dummy_agent(tmp.path(), "systemd");
+    };
+    let binary = prefix.agent("systemd");
     let before = prefix.listing();
     let code = new_code();
 
-    let output = prefix.run(&[
+    let output = prefix.install(
         &code,
-        "--systemd",
-        "--server",
-        "https://mon.example/ss/",
-        "--binary",
-        binary.to_str().unwrap(),
-    ]);
+        &binary,
+        &["--systemd", "--server", "https://mon.example/ss/"],
+    );
     assert_ok(&output);
     assert_never_printed(&output, &code);
     assert_installed(&prefix, &code, "https://mon.example/ss", &binary);
@@ -476,37 +485,23 @@ fn installs_with_a_systemd_timer_in_a_prefix() {
 
 #[test]
 fn rerunning_replaces_the_code_and_keeps_everything_else() {
-    if !running_as_root() {
+    let Some(prefix) = Prefix::if_root() else {
         return;
-    }
-    let prefix = Prefix::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let binary = dummy_agent(tmp.path(), "v1");
+    };
+    let binary = prefix.agent("v1");
     let first = new_code();
-    assert_ok(&prefix.run(&[
-        &first,
-        "--server",
-        SERVER,
-        "--binary",
-        binary.to_str().unwrap(),
-    ]));
+    assert_ok(&prefix.install(&first, &binary, &["--server", SERVER]));
     let agent = assert_installed(&prefix, &first, SERVER, &binary);
     let installed = prefix.listing();
 
     // The same again changes nothing at all.
-    assert_ok(&prefix.run(&[
-        &first,
-        "--server",
-        SERVER,
-        "--binary",
-        binary.to_str().unwrap(),
-    ]));
+    assert_ok(&prefix.install(&first, &binary, &["--server", SERVER]));
     assert_eq!(prefix.listing(), installed);
 
     // A new code (/reinstall) replaces the old one; no --server: the
     // configured server stays.
     let second = new_code();
-    let output = prefix.run(&[&second, "--binary", binary.to_str().unwrap()]);
+    let output = prefix.install(&second, &binary, &[]);
     assert_ok(&output);
     assert_never_printed(&output, &second);
     assert_eq!(assert_installed(&prefix, &second, SERVER, &binary), agent);
@@ -521,15 +516,9 @@ fn rerunning_replaces_the_code_and_keeps_everything_else() {
     let mut config = prefix.read("etc/serversan/agent.toml");
     config.push_str("ca_file = \"/etc/serversan/ca.pem\"\n\n[extra]\nserver = \"kept\"\n");
     std::fs::write(&toml_path, config).unwrap();
-    let newer = dummy_agent(tmp.path(), "v2");
+    let newer = prefix.agent("v2");
     let third = new_code();
-    assert_ok(&prefix.run(&[
-        &third,
-        "--server",
-        "https://other.example",
-        "--binary",
-        newer.to_str().unwrap(),
-    ]));
+    assert_ok(&prefix.install(&third, &newer, &["--server", "https://other.example"]));
     assert_installed(&prefix, &third, "https://other.example", &newer);
     let config: toml::Table = prefix.read("etc/serversan/agent.toml").parse().unwrap();
     assert_eq!(config["ca_file"].as_str(), Some("/etc/serversan/ca.pem"));
@@ -544,39 +533,34 @@ fn rerunning_replaces_the_code_and_keeps_everything_else() {
 
 #[test]
 fn the_schedule_switches_with_the_flag_and_stays_without_one() {
-    if !running_as_root() {
+    let Some(prefix) = Prefix::if_root() else {
         return;
-    }
-    let prefix = Prefix::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let binary = dummy_agent(tmp.path(), "switch");
-    let b = binary.to_str().unwrap();
+    };
+    let binary = prefix.agent("switch");
     let cron = prefix.path("etc/cron.d/serversan-agent");
     let timer = prefix.path("etc/systemd/system/serversan-agent.timer");
     let service = prefix.path("etc/systemd/system/serversan-agent.service");
 
-    assert_ok(&prefix.run(&[&new_code(), "--server", SERVER, "--binary", b, "--systemd"]));
+    assert_ok(&prefix.install(&new_code(), &binary, &["--server", SERVER, "--systemd"]));
     assert!(timer.exists() && service.exists() && !cron.exists());
     // /reinstall's line has no flag: the timer stays.
-    assert_ok(&prefix.run(&[&new_code(), "--binary", b]));
+    assert_ok(&prefix.install(&new_code(), &binary, &[]));
     assert!(timer.exists() && service.exists() && !cron.exists());
-    assert_ok(&prefix.run(&[&new_code(), "--binary", b, "--cron"]));
+    assert_ok(&prefix.install(&new_code(), &binary, &["--cron"]));
     assert!(cron.exists() && !timer.exists() && !service.exists());
-    assert_ok(&prefix.run(&[&new_code(), "--binary", b]));
+    assert_ok(&prefix.install(&new_code(), &binary, &[]));
     assert!(cron.exists() && !timer.exists() && !service.exists());
 
-    let output = prefix.run(&[&new_code(), "--binary", b, "--cron", "--systemd"]);
+    let output = prefix.install(&new_code(), &binary, &["--cron", "--systemd"]);
     assert_refused(&output, "choose one of --systemd and --cron");
 }
 
 #[test]
 fn malformed_codes_change_nothing_and_are_never_echoed() {
-    if !running_as_root() {
+    let Some(prefix) = Prefix::if_root() else {
         return;
-    }
-    let prefix = Prefix::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let binary = dummy_agent(tmp.path(), "bad-code");
+    };
+    let binary = prefix.agent("bad-code");
     let before = prefix.listing();
     let good = new_code();
     let (key, secret) = good.split_once('.').unwrap();
@@ -599,13 +583,7 @@ fn malformed_codes_change_nothing_and_are_never_echoed() {
         format!("{key}.{}", "A".repeat(200)),
     ];
     for code in &bad {
-        let output = prefix.run(&[
-            code,
-            "--server",
-            SERVER,
-            "--binary",
-            binary.to_str().unwrap(),
-        ]);
+        let output = prefix.install(code, &binary, &["--server", SERVER]);
         assert_refused(&output, "not a ServerSan auth code");
         assert_never_printed(&output, code);
         assert_eq!(prefix.listing(), before, "{code:?} changed the prefix");
@@ -622,15 +600,12 @@ fn malformed_codes_change_nothing_and_are_never_echoed() {
 
 #[test]
 fn unusable_servers_and_binaries_change_nothing() {
-    if !running_as_root() {
+    let Some(prefix) = Prefix::if_root() else {
         return;
-    }
-    let prefix = Prefix::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let binary = dummy_agent(tmp.path(), "bad-server");
+    };
+    let binary = prefix.agent("bad-server");
     let before = prefix.listing();
     let code = new_code();
-    let b = binary.to_str().unwrap();
     for url in [
         "http://x'; touch /tmp/serversan-pwned; '",
         "http://x\"; touch /tmp/serversan-pwned; \"",
@@ -641,28 +616,26 @@ fn unusable_servers_and_binaries_change_nothing() {
         "mon.example",
         "https://",
     ] {
-        let output = prefix.run(&[&code, "--server", url, "--binary", b]);
+        let output = prefix.install(&code, &binary, &["--server", url]);
         assert_refused(&output, "the server URL must look like");
         assert_eq!(prefix.listing(), before, "{url:?} changed the prefix");
     }
     assert!(!Path::new("/tmp/serversan-pwned").exists());
 
     // No server anywhere.
-    let output = prefix.run(&[&code, "--binary", b]);
+    let output = prefix.install(&code, &binary, &[]);
     assert_refused(&output, "no server URL");
 
     // A binary that is not an executable, or not there.
-    let script = tmp.path().join("not-elf");
+    let script = prefix.agents.path().join("not-elf");
     std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
-    let output = prefix.run(&[
-        &code,
-        "--server",
-        SERVER,
-        "--binary",
-        script.to_str().unwrap(),
-    ]);
+    let output = prefix.install(&code, &script, &["--server", SERVER]);
     assert_refused(&output, "is not a Linux executable");
-    let output = prefix.run(&[&code, "--server", SERVER, "--binary", "/nonexistent/agent"]);
+    let output = prefix.install(
+        &code,
+        Path::new("/nonexistent/agent"),
+        &["--server", SERVER],
+    );
     assert_refused(&output, "is not a file");
     // A server that has no agent to download.
     let output = prefix.run(&[&code, "--server", SERVER]);
@@ -672,15 +645,7 @@ fn unusable_servers_and_binaries_change_nothing() {
     // A relative prefix.
     let output = run_script(
         Path::new(SCRIPT),
-        &[
-            &code,
-            "--server",
-            SERVER,
-            "--binary",
-            b,
-            "--root",
-            "relative/dir",
-        ],
+        &[&code, "--server", SERVER, "--root", "relative/dir"],
     );
     assert_refused(&output, "--root must be an absolute path");
     assert_eq!(prefix.listing(), before);
@@ -688,13 +653,12 @@ fn unusable_servers_and_binaries_change_nothing() {
 
 #[test]
 fn refuses_to_run_without_root() {
-    if !running_as_root() {
+    let Some(prefix) = Prefix::if_root() else {
         return;
-    }
+    };
     let Some(setpriv) = tool("setpriv") else {
         return;
     };
-    let prefix = Prefix::new();
     let before = prefix.listing();
     let code = new_code();
     // The script is read through stdin, as from curl, by an unprivileged user.
@@ -721,29 +685,20 @@ fn refuses_to_run_without_root() {
 
 #[test]
 fn uninstall_leaves_the_prefix_as_it_was() {
-    if !running_as_root() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let binary = dummy_agent(tmp.path(), "uninstall");
     for schedule in ["--cron", "--systemd"] {
-        let prefix = Prefix::new();
+        let Some(prefix) = Prefix::if_root() else {
+            return;
+        };
+        let binary = prefix.agent("uninstall");
         let before = prefix.listing();
         // Nothing installed yet: uninstalling is a no-op, not an error.
         assert_ok(&prefix.run(&["--uninstall"]));
         assert_eq!(prefix.listing(), before);
 
         let code = new_code();
-        let args = [
-            &code,
-            "--server",
-            SERVER,
-            "--binary",
-            binary.to_str().unwrap(),
-            schedule,
-        ];
-        assert_ok(&prefix.run(&args));
-        assert_ok(&prefix.run(&args));
+        let args = ["--server", SERVER, schedule];
+        assert_ok(&prefix.install(&code, &binary, &args));
+        assert_ok(&prefix.install(&code, &binary, &args));
         // State the agent wrote is removed too.
         std::fs::write(prefix.path("var/lib/serversan/spool-1.json"), "{}").unwrap();
         assert_ne!(prefix.listing(), before);
