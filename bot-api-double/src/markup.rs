@@ -88,7 +88,7 @@ fn button_error(message: &str) -> ApiError {
 }
 
 fn field_type(name: &str, kind: &str) -> String {
-    format!("Field \"{name}\" of the {kind}")
+    format!("field \"{name}\" of the {kind}")
 }
 
 /// Parses the `reply_markup` argument (JSON text); `None` when absent or

@@ -9,7 +9,7 @@ use crate::model::CallbackAnswer;
 use crate::reply::{ApiError, ApiResult, Success};
 use crate::world::Shared;
 
-const QUERY_TOO_OLD: &str = "query is too old and response timeout expired or query id is invalid";
+const QUERY_TOO_OLD: &str = "query is too old and response timeout expired or query ID is invalid";
 
 pub(crate) fn answer_callback_query(shared: &Shared, args: &Args) -> ApiResult {
     let id = args.get("callback_query_id").unwrap_or("").trim();
