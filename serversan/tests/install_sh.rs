@@ -713,6 +713,175 @@ fn uninstall_leaves_the_prefix_as_it_was() {
     }
 }
 
+/// Mounts copies over /etc, /usr/local/bin and /var/lib, then runs bash
+/// with the remaining arguments: the installer sees a whole system and
+/// changes only the copies.
+const MOUNT_AND_RUN: &str = r#"mount --bind "$1" /etc && mount --bind "$2" /usr/local/bin &&
+mount --bind "$3" /var/lib && shift 3 && exec bash "$@""#;
+
+/// A stand-in system for one test in a private mount namespace.
+struct Namespace {
+    world: tempfile::TempDir,
+    unshare: PathBuf,
+}
+
+impl Namespace {
+    fn new(unshare: PathBuf) -> Self {
+        let world = tempfile::tempdir().unwrap();
+        // The agent user must reach the working directories inside.
+        std::fs::set_permissions(world.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let status = Command::new("cp")
+            .args(["-a", "/etc"])
+            .arg(world.path().join("etc"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::create_dir_all(world.path().join("etc/cron.d")).unwrap();
+        std::fs::create_dir(world.path().join("bin")).unwrap();
+        std::fs::create_dir(world.path().join("var-lib")).unwrap();
+        Namespace { world, unshare }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.world.path().join(rel)
+    }
+
+    /// A directory holding the `report` script that a `/bin/sh` posing as
+    /// the agent runs for `serversan-agent report`.
+    fn report_script(&self, name: &str, script: &str) -> PathBuf {
+        let dir = self.path(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.join("report"), script).unwrap();
+        std::fs::set_permissions(dir.join("report"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        dir
+    }
+
+    /// `install.sh ARGS` without `--root`, from `cwd`.
+    fn run(&self, cwd: &Path, args: &[&str]) -> Output {
+        Command::new(&self.unshare)
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "bash",
+                "-c",
+                MOUNT_AND_RUN,
+                "_",
+            ])
+            .arg(self.path("etc"))
+            .arg(self.path("bin"))
+            .arg(self.path("var-lib"))
+            .arg(SCRIPT)
+            .args(args)
+            .current_dir(cwd)
+            .env("PATH", PATH)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn user_dbs(&self) -> Vec<(String, Vec<u8>)> {
+        ["passwd", "group", "shadow", "gshadow"]
+            .iter()
+            .map(|db| {
+                (
+                    db.to_string(),
+                    std::fs::read(self.path(&format!("etc/{db}"))).unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Without `--root`: `useradd` on the system's own files, the first report
+/// run as the agent user, `userdel` on uninstall. The run happens in a
+/// private mount namespace over copies of /etc, /usr/local/bin and /var/lib,
+/// so the host's own are never touched.
+#[test]
+fn installs_for_real_in_a_private_mount_namespace() {
+    if !running_as_root() {
+        return;
+    }
+    let Some(unshare) = tool("unshare") else {
+        return;
+    };
+    let ns = Namespace::new(unshare);
+    let dbs = ns.user_dbs();
+    // /bin/sh as the agent: `serversan-agent report` runs ./report.
+    let shell = ns.path("sh-posing-as-agent");
+    std::fs::copy("/bin/sh", &shell).unwrap();
+    let accepted = ns.report_script(
+        "accepting",
+        "id -un > /var/lib/serversan/first-report\n\
+         test -r /etc/serversan/auth.log && echo can-read-code >> /var/lib/serversan/first-report\n",
+    );
+    let refused = ns.report_script("refusing", "echo 'server said no' >&2\nexit 3\n");
+    let shell = shell.to_str().unwrap();
+
+    let code = new_code();
+    let output = ns.run(&accepted, &[&code, "--server", SERVER, "--binary", shell]);
+    assert_ok(&output);
+    assert_never_printed(&output, &code);
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("the server accepted the first report"),
+        "{}",
+        text(&output)
+    );
+    let passwd = String::from_utf8(std::fs::read(ns.path("etc/passwd")).unwrap()).unwrap();
+    let uid: u32 = passwd
+        .lines()
+        .find_map(|l| l.strip_prefix("serversan:x:"))
+        .and_then(|rest| rest.split(':').next())
+        .expect("no serversan user")
+        .parse()
+        .unwrap();
+    let first = ns.path("var-lib/serversan/first-report");
+    assert_eq!(
+        std::fs::read_to_string(&first).unwrap(),
+        "serversan\ncan-read-code\n"
+    );
+    assert_eq!(std::fs::metadata(&first).unwrap().uid(), uid);
+    assert_eq!(
+        std::fs::read_to_string(ns.path("etc/serversan/auth.log")).unwrap(),
+        format!("{code}\n")
+    );
+    assert!(ns.path("etc/cron.d/serversan-agent").is_file());
+    assert!(ns.path("bin/serversan-agent").is_file());
+    // The host's own files never saw any of it.
+    let host = std::fs::read_to_string("/etc/passwd").unwrap();
+    assert!(!host.lines().any(|l| l.starts_with("serversan:")));
+
+    // A server that refuses: installed all the same, and the user is told.
+    let second = new_code();
+    let output = ns.run(&refused, &[&second, "--binary", shell]);
+    assert_ok(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("server said no"), "{}", text(&output));
+    assert!(
+        stderr.contains("the first report did not reach the server (exit status 3"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(ns.path("etc/serversan/auth.log")).unwrap(),
+        format!("{second}\n")
+    );
+
+    let output = ns.run(&refused, &["--uninstall"]);
+    assert_ok(&output);
+    assert_eq!(ns.user_dbs(), dbs);
+    for gone in [
+        "etc/serversan",
+        "etc/cron.d/serversan-agent",
+        "bin/serversan-agent",
+        "var-lib/serversan",
+    ] {
+        assert!(!ns.path(gone).exists(), "{gone} is left");
+    }
+}
+
 /// The name `install.sh` downloads for this machine.
 fn this_platform() -> String {
     let arch = match std::env::consts::ARCH {
