@@ -1,1 +1,208 @@
-//! Storage on SQLite or MySQL/MariaDB.
+//! Storage on SQLite (the default: one file, nothing to install) or
+//! MySQL/MariaDB (production, several server instances sharing it).
+//!
+//! [`Storage`] is the only door to the database. Each submodule owns the SQL
+//! of its tables; the code above the small per-backend layer in `db` is
+//! written once for both backends. Transactions are short and retried when
+//! they lose a conflict (deadlock 1213, which is also how Galera reports a
+//! conflict between nodes).
+
+mod db;
+mod leases;
+mod migrations;
+mod nonces;
+mod reports;
+mod servers;
+mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::config::{Config, DatabaseKind, DatabaseUrl};
+use db::{Db, with_pool};
+
+pub use reports::{Figures, NewReport, RecordOutcome, ReportRow, network_rates};
+pub use servers::{NameError, Server, ServerKey, ServerName};
+pub use users::{Permissions, Role, RoleName, User, UserProfile};
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    pub url: DatabaseUrl,
+    pub max_connections: u32,
+    /// Longest wait for a pooled connection.
+    pub acquire_timeout: Duration,
+    /// Longest wait for an SQLite lock held by another process.
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl StorageOptions {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            url: config.database_url.clone(),
+            max_connections: config.database_max_connections,
+            acquire_timeout: config.database_timeout,
+            sqlite_busy_timeout: config.sqlite_busy_timeout,
+        }
+    }
+
+    /// Defaults for `url`, as used by tests and tools.
+    pub fn new(url: DatabaseUrl) -> Self {
+        let config = Config::default();
+        Self {
+            url,
+            ..Self::from_config(&config)
+        }
+    }
+}
+
+/// Why a storage operation failed. Messages never contain secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot open the database: {0}")]
+    Connect(String),
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("a server named {0:?} already exists for this owner")]
+    NameTaken(String),
+    #[error("stored data cannot be read: {0}")]
+    Corrupt(String),
+    #[error("the system's random number generator failed: {0}")]
+    Random(getrandom::Error),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// A handle to the database; cheap to clone and share between tasks.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    db: Db,
+}
+
+impl Storage {
+    /// Opens a pool. SQLite files are created when missing (an existing empty
+    /// file is fine) and use WAL with a busy timeout, so the CLI can write
+    /// while `serve` runs. A MySQL database must already exist.
+    pub async fn connect(options: &StorageOptions) -> Result<Self> {
+        let url = options.url.expose();
+        let db = match options.url.kind() {
+            DatabaseKind::Sqlite => {
+                let connect = SqliteConnectOptions::from_str(url)
+                    .map_err(|e| StorageError::Connect(e.to_string()))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(options.sqlite_busy_timeout)
+                    .foreign_keys(true);
+                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+                if !in_memory {
+                    check_parent_dir(connect.get_filename())?;
+                }
+                // Each in-memory connection would be its own database.
+                let max = if in_memory {
+                    1
+                } else {
+                    options.max_connections
+                };
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await
+                    .map_err(|e| StorageError::Connect(describe_connect_error(&e)))?;
+                Db::Sqlite(pool)
+            }
+            DatabaseKind::MySql => {
+                let connect = MySqlConnectOptions::from_str(url)
+                    .map_err(|e| StorageError::Connect(e.to_string()))?;
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await
+                    .map_err(|e| StorageError::Connect(describe_connect_error(&e)))?;
+                Db::MySql(pool)
+            }
+        };
+        Ok(Self { db })
+    }
+
+    /// Which backend this is.
+    pub fn kind(&self) -> DatabaseKind {
+        self.db.kind()
+    }
+
+    /// Applies pending migrations. Safe to run on every start and from
+    /// several processes (a second one finds nothing to do).
+    pub async fn migrate(&self) -> Result<()> {
+        let attempt = || async {
+            match &self.db {
+                Db::Sqlite(pool) => migrations::sqlite().run(pool).await,
+                Db::MySql(pool) => migrations::mysql().run(pool).await,
+            }
+        };
+        match attempt().await {
+            Ok(()) => Ok(()),
+            // Two processes migrating a fresh database at once: the loser
+            // fails on the winner's tables; by now there is nothing to do.
+            Err(first) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                attempt().await.map_err(|_| StorageError::Migrate(first))
+            }
+        }
+    }
+
+    /// A round trip to the database (for `/healthz`).
+    pub async fn ping(&self) -> Result<()> {
+        with_pool!(&self.db, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Closes every connection (SQLite then checkpoints its WAL).
+    pub async fn close(&self) {
+        with_pool!(&self.db, pool => pool.close().await);
+    }
+}
+
+/// The current time in unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn check_parent_dir(file: &std::path::Path) -> Result<()> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            Err(StorageError::Connect(format!(
+                "the directory {} for the SQLite file does not exist",
+                dir.display()
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A connection error in words an operator can act on.
+fn describe_connect_error(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::PoolTimedOut => {
+            "timed out connecting to the database (is it running and reachable?)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Converts a byte count to a BIGINT column value; sizes beyond i64 are
+/// clamped (the exact value stays in the report's JSON).
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,324 @@
+//! Shared test helpers: a throwaway database per test on SQLite or a real
+//! MySQL/MariaDB, a server running in-process, and an agent that signs its
+//! requests exactly as the protocol says.
+//!
+//! MySQL tests use `SERVERSAN_TEST_MYSQL_URL` (default
+//! `mysql://root@127.0.0.1:3306`), create a database with a random name and
+//! drop it at the end. When MySQL is unreachable they FAIL if `CI=true`;
+//! otherwise they are skipped with a loud message.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use serversan::config::{Config, DatabaseUrl, SettingValue};
+use serversan::storage::{Storage, StorageOptions};
+use serversan_protocol::{AuthCode, Report, headers, sign};
+use sqlx::Connection;
+use sqlx::mysql::MySqlConnection;
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    MySql,
+}
+
+/// Generates one `#[tokio::test]` per backend for each named scenario, an
+/// `async fn NAME(backend: Backend)` in the same file.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::MySql).await;
+                }
+            )+
+        }
+    };
+}
+
+/// The MySQL server tests use, without a database name.
+pub fn mysql_server_url() -> String {
+    let url = std::env::var("SERVERSAN_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_owned());
+    let (scheme, rest) = url.split_once("://").unwrap_or(("mysql", &url));
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    format!("{}://{authority}", scheme.replace("mariadb", "mysql"))
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Connects to the MySQL server, or explains why not: panics under CI,
+/// otherwise prints a loud notice and returns `None` (the test is skipped).
+pub async fn mysql_admin() -> Option<MySqlConnection> {
+    let url = mysql_server_url();
+    let attempt =
+        tokio::time::timeout(Duration::from_secs(5), MySqlConnection::connect(&url)).await;
+    let error = match attempt {
+        Ok(Ok(conn)) => return Some(conn),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "timed out".to_owned(),
+    };
+    if in_ci() {
+        panic!(
+            "MySQL/MariaDB is unreachable at {url} ({error}) and CI=true: \
+             MySQL tests must not be skipped in CI. Start MariaDB or set SERVERSAN_TEST_MYSQL_URL."
+        );
+    }
+    eprintln!(
+        "\n*** SKIPPED: MySQL/MariaDB unreachable at {url} ({error}).\n\
+         *** Start MariaDB on 127.0.0.1:3306 or set SERVERSAN_TEST_MYSQL_URL; \
+         with CI=true this is a failure.\n"
+    );
+    None
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: DatabaseUrl,
+    dir: Option<tempfile::TempDir>,
+    mysql_name: Option<String>,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    getrandom::fill(&mut raw).expect("random");
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Prefix of throwaway MySQL databases; leftovers older than an hour (from
+/// a killed test run) are dropped by the next run.
+const MYSQL_PREFIX: &str = "serversan_test_";
+
+impl TestDb {
+    /// A fresh empty database, or `None` when MySQL is unavailable outside CI.
+    pub async fn create(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("serversan.db");
+                let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display()))
+                    .expect("sqlite url");
+                Some(Self {
+                    backend,
+                    url,
+                    dir: Some(dir),
+                    mysql_name: None,
+                })
+            }
+            Backend::MySql => {
+                let mut admin = mysql_admin().await?;
+                sweep_stale_databases(&mut admin).await;
+                let now = serversan::storage::unix_now();
+                let name = format!("{MYSQL_PREFIX}{now}_{}", random_hex(6));
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                )))
+                .execute(&mut admin)
+                .await
+                .expect("create test database");
+                let _ = admin.close().await;
+                let url = DatabaseUrl::parse(&format!("{}/{name}", mysql_server_url()))
+                    .expect("mysql url");
+                Some(Self {
+                    backend,
+                    url,
+                    dir: None,
+                    mysql_name: Some(name),
+                })
+            }
+        }
+    }
+
+    /// A migrated storage handle on this database.
+    pub async fn storage(&self) -> Storage {
+        let storage = Storage::connect(&StorageOptions::from_config(&self.config()))
+            .await
+            .expect("connect");
+        storage.migrate().await.expect("migrate");
+        storage
+    }
+
+    /// A configuration for a server on this database, listening on a free
+    /// loopback port, with short timeouts.
+    pub fn config(&self) -> Config {
+        Config {
+            database_url: self.url.clone(),
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            database_timeout: Duration::from_secs(2),
+            unavailable_retry_after: Duration::from_secs(1),
+            shutdown_timeout: Duration::from_secs(2),
+            database_max_connections: 8,
+            ..Config::default()
+        }
+    }
+
+    /// The SQLite file's directory (SQLite only).
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_ref().map(|d| d.path())
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.mysql_name.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime; a helper thread with its own
+        // runtime can block on the cleanup.
+        let handle = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut admin) = MySqlConnection::connect(&mysql_server_url()).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS `{name}`"
+                    )))
+                    .execute(&mut admin)
+                    .await;
+                    let _ = admin.close().await;
+                }
+            });
+        });
+        let _ = handle.join();
+    }
+}
+
+async fn sweep_stale_databases(admin: &mut MySqlConnection) {
+    let Ok(names) = sqlx::query_scalar::<_, String>(
+        "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA \
+         WHERE SCHEMA_NAME LIKE 'serversan\\_test\\_%'",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    else {
+        return;
+    };
+    let cutoff = serversan::storage::unix_now() - 3600;
+    for name in names {
+        let created: Option<i64> = name
+            .strip_prefix(MYSQL_PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|ts| ts.parse().ok());
+        if created.is_some_and(|t| t < cutoff) {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS `{name}`"
+            )))
+            .execute(&mut *admin)
+            .await;
+        }
+    }
+}
+
+/// An agent: an auth code and an HTTP client that signs like the real one.
+#[derive(Clone)]
+pub struct Agent {
+    pub code: AuthCode,
+    pub base_url: String,
+    pub client: reqwest::Client,
+}
+
+impl Agent {
+    pub fn new(code: AuthCode, base_url: &str) -> Self {
+        Self {
+            code,
+            base_url: base_url.to_owned(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// A request signed for `body` at `timestamp` with `nonce`.
+    pub fn signed(&self, body: &[u8], timestamp: i64, nonce: &str) -> reqwest::RequestBuilder {
+        let s = sign(&self.code, timestamp, nonce, body);
+        self.client
+            .post(format!("{}/v1/report", self.base_url))
+            .header("content-type", "application/json")
+            .header(headers::KEY, s.key_id)
+            .header(headers::TIMESTAMP, s.timestamp.to_string())
+            .header(headers::NONCE, s.nonce)
+            .header(headers::SIGNATURE, s.signature)
+            .body(body.to_vec())
+    }
+
+    /// Sends `body` signed now with a fresh nonce.
+    pub async fn send_body(&self, body: &[u8]) -> Reply {
+        let nonce = serversan_protocol::random_nonce().expect("nonce");
+        Reply::from(
+            self.signed(body, serversan::storage::unix_now(), &nonce)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    /// Sends `report` signed now with a fresh nonce.
+    pub async fn send(&self, report: &Report) -> Reply {
+        self.send_body(&serde_json::to_vec(report).expect("json"))
+            .await
+    }
+}
+
+/// A response read in full.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub async fn from(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("body");
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// The `error` member of a JSON refusal.
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error member: {}", self.body))
+            .to_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A realistic valid report collected `secs_ago` seconds ago.
+pub fn report(secs_ago: i64) -> Report {
+    Report::example(serversan::storage::unix_now() - secs_ago)
+}

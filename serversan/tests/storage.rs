@@ -1,0 +1,575 @@
+//! The storage API on SQLite and on a real MariaDB: users and roles,
+//! servers and their codes, reports and what the database enforces for
+//! them, leases and pruning.
+
+mod common;
+
+use common::{Backend, TestDb};
+use serversan::storage::{
+    NewReport, RecordOutcome, RoleName, ServerName, Storage, StorageError, UserProfile,
+    network_rates, unix_now,
+};
+use serversan_protocol::Report;
+
+on_both_backends!(
+    users_and_roles,
+    servers_are_per_owner,
+    rotating_and_deleting_codes,
+    reports_are_stored_losslessly,
+    the_database_paces_each_server,
+    the_arrival_cap_holds,
+    deleting_a_server_removes_its_reports,
+    leases_are_exclusive_until_expiry,
+    expired_nonces_are_pruned,
+);
+
+fn name(s: &str) -> ServerName {
+    ServerName::parse(s).expect("valid name")
+}
+
+fn new_report<'a>(server_id: i64, report: &'a Report, nonce: &'a str) -> NewReport<'a> {
+    NewReport {
+        server_id,
+        report,
+        nonce,
+        nonce_expires_at: unix_now() + 300,
+        received_at: unix_now(),
+        min_interval_secs: 10,
+        max_per_minute: 60,
+    }
+}
+
+async fn store(storage: &Storage, server_id: i64, report: &Report) -> RecordOutcome {
+    let nonce = serversan_protocol::random_nonce().expect("nonce");
+    storage
+        .record_report(&new_report(server_id, report, &nonce))
+        .await
+        .expect("storage works")
+}
+
+async fn users_and_roles(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let roles = storage.roles().await.expect("roles");
+    let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["admin", "user", "banned"]);
+    assert!(roles[0].permission.is_admin() && roles[0].permission.can_use());
+    assert!(!roles[2].permission.can_use());
+
+    assert_eq!(storage.get_user(42).await.expect("get"), None);
+    let profile = UserProfile {
+        user_id: 42,
+        username: Some("@Alice".into()),
+        nickname: Some("Alice <b>Liddell</b> 🐇".into()),
+    };
+    let user = storage.upsert_user(&profile).await.expect("upsert");
+    assert_eq!(user.username.as_deref(), Some("Alice"));
+    assert_eq!(user.nickname.as_deref(), Some("Alice <b>Liddell</b> 🐇"));
+    assert_eq!(user.role.name, "user");
+
+    assert!(
+        storage
+            .set_role(42, RoleName::Admin)
+            .await
+            .expect("set role")
+    );
+    assert!(
+        !storage
+            .set_role(43, RoleName::Admin)
+            .await
+            .expect("no such user")
+    );
+    let again = storage
+        .upsert_user(&UserProfile {
+            user_id: 42,
+            username: Some("alice2".into()),
+            nickname: None,
+        })
+        .await
+        .expect("upsert again");
+    assert_eq!(again.role.name, "admin", "a profile refresh keeps the role");
+    assert_eq!(again.username.as_deref(), Some("alice2"));
+    assert_eq!(again.created_at, user.created_at);
+
+    let found = storage
+        .find_user_by_username("@ALICE2")
+        .await
+        .expect("find");
+    assert_eq!(found.map(|u| u.user_id), Some(42));
+    assert_eq!(storage.find_user_by_username("").await.expect("find"), None);
+
+    let long = "x".repeat(1000);
+    let bounded = storage
+        .upsert_user(&UserProfile {
+            user_id: 7,
+            username: None,
+            nickname: Some(long),
+        })
+        .await
+        .expect("overlong names are cut, not refused");
+    assert_eq!(bounded.nickname.map(|n| n.len()), Some(255));
+    assert_eq!(storage.list_users().await.expect("list").len(), 2);
+}
+
+async fn servers_are_per_owner(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let (web, code) = storage
+        .create_server(100, &name("Web1"))
+        .await
+        .expect("create");
+    assert_eq!(code.key_id(), web.key_id);
+    assert_eq!(
+        storage
+            .get_user(100)
+            .await
+            .expect("get")
+            .map(|u| u.role.name),
+        Some("user".into()),
+        "creating a server creates its owner"
+    );
+    match storage.create_server(100, &name("web1")).await {
+        Err(StorageError::NameTaken(n)) => assert_eq!(n, "web1"),
+        other => panic!("names are unique per owner regardless of case: {other:?}"),
+    }
+    let (_other, _) = storage
+        .create_server(200, &name("web1"))
+        .await
+        .expect("another owner may use the name");
+    storage
+        .create_server(100, &name("db.2"))
+        .await
+        .expect("create");
+
+    let mine = storage.list_servers(100).await.expect("list");
+    let names: Vec<&str> = mine.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["db.2", "Web1"]);
+    assert_eq!(storage.count_servers(100).await.expect("count"), 2);
+    assert_eq!(storage.count_servers(300).await.expect("count"), 0);
+    assert_eq!(storage.list_all_servers().await.expect("all").len(), 3);
+
+    let found = storage.find_server(100, "WEB1").await.expect("find");
+    assert_eq!(found.as_ref().map(|s| s.id), Some(web.id));
+    assert_eq!(storage.find_server(200, "db.2").await.expect("find"), None);
+    assert_eq!(
+        storage
+            .find_server(100, "x'; DROP TABLE servers;--")
+            .await
+            .expect("find"),
+        None
+    );
+    assert_eq!(
+        storage
+            .get_server(web.id, 100)
+            .await
+            .expect("get")
+            .map(|s| s.id),
+        Some(web.id)
+    );
+    assert_eq!(
+        storage.get_server(web.id, 200).await.expect("get"),
+        None,
+        "owner checked"
+    );
+
+    assert!(
+        storage
+            .rename_server(web.id, 100, &name("web-main"))
+            .await
+            .expect("rename")
+    );
+    assert!(
+        !storage
+            .rename_server(web.id, 200, &name("stolen"))
+            .await
+            .expect("not theirs")
+    );
+    match storage.rename_server(web.id, 100, &name("DB.2")).await {
+        Err(StorageError::NameTaken(_)) => {}
+        other => panic!("rename onto a taken name: {other:?}"),
+    }
+    assert_eq!(
+        storage
+            .get_server(web.id, 100)
+            .await
+            .expect("get")
+            .map(|s| s.name),
+        Some("web-main".into())
+    );
+}
+
+async fn rotating_and_deleting_codes(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let (server, old) = storage
+        .create_server(1, &name("box"))
+        .await
+        .expect("create");
+    let key = storage
+        .server_key(old.key_id())
+        .await
+        .expect("key")
+        .expect("found");
+    assert_eq!(key.server_id, server.id);
+    assert_eq!(key.secret, old.secret());
+    assert!(
+        storage
+            .server_key("not a key id!")
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+
+    assert_eq!(
+        storage.rotate_code(server.id, 2).await.expect("rotate"),
+        None
+    );
+    let new = storage
+        .rotate_code(server.id, 1)
+        .await
+        .expect("rotate")
+        .expect("rotated");
+    assert_ne!(new, old);
+    assert!(
+        storage
+            .server_key(old.key_id())
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert_eq!(
+        storage
+            .server_key(new.key_id())
+            .await
+            .expect("lookup")
+            .map(|k| k.secret),
+        Some(new.secret().to_owned())
+    );
+
+    assert!(
+        !storage
+            .delete_server(server.id, 2)
+            .await
+            .expect("not theirs")
+    );
+    assert!(storage.delete_server(server.id, 1).await.expect("delete"));
+    assert!(
+        storage
+            .server_key(new.key_id())
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert!(
+        !storage
+            .delete_server(server.id, 1)
+            .await
+            .expect("already gone")
+    );
+    let r = common::report(0);
+    assert_eq!(
+        store(&storage, server.id, &r).await,
+        RecordOutcome::ServerGone
+    );
+}
+
+async fn reports_are_stored_losslessly(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let (server, _) = storage
+        .create_server(1, &name("box"))
+        .await
+        .expect("create");
+    assert_eq!(
+        storage.latest_report(server.id).await.expect("latest"),
+        None
+    );
+
+    let mut first = common::report(60);
+    first.hostname = "<b>x&y</b>'; DROP TABLE reports;-- \"q\" \\ 🐇".into();
+    first.memory.total = u64::MAX; // beyond a BIGINT: clamped in its column, exact in detail
+    first.memory.available = 1;
+    first.extra.insert(
+        "gpu".into(),
+        serde_json::json!({"model": "X", "usage_percent": 3.25}),
+    );
+    let RecordOutcome::Stored { report_id } = store(&storage, server.id, &first).await else {
+        panic!("stored");
+    };
+    let mut second = common::report(0);
+    second.network[0].rx_bytes += 600_000;
+    second.network[0].tx_bytes += 60_000;
+    assert!(matches!(
+        store(&storage, server.id, &second).await,
+        RecordOutcome::Stored { .. }
+    ));
+
+    let rows = storage.last_two_reports(server.id).await.expect("last two");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1].id, report_id);
+    assert!(rows[0].id > rows[1].id, "ids in insert order");
+    let stored = &rows[1];
+    assert_eq!(stored.report().expect("rebuilt"), first, "lossless");
+    assert_eq!(stored.figures.hostname, first.hostname, "verbatim");
+    assert_eq!(stored.figures.mem_total, i64::MAX);
+    assert_eq!(stored.collected_at, first.collected_at);
+    assert!((stored.figures.cpu_percent - 12.5).abs() < 1e-9);
+    assert_eq!(stored.figures.load1, Some(0.42));
+    assert_eq!(stored.figures.cpu_cores, 4);
+    assert_eq!(stored.figures.disk_total, (80i64 << 30) + (512 << 20));
+    assert!((stored.figures.disk_max_percent - 38.75).abs() < 1e-9);
+    assert_eq!(stored.figures.net_rx, 912_345_678_901);
+    assert_eq!(stored.figures.process_count, 143);
+
+    let latest = storage
+        .latest_report(server.id)
+        .await
+        .expect("latest")
+        .expect("some");
+    assert_eq!(latest.report().expect("rebuilt"), second);
+    let (rx, tx) = network_rates(&rows[0], &rows[1]).expect("rates");
+    assert!((rx - 10_000.0).abs() < 1e-6, "{rx}");
+    assert!((tx - 1_000.0).abs() < 1e-6, "{tx}");
+    assert_eq!(network_rates(&rows[1], &rows[0]), None, "order matters");
+
+    let mut windows = common::report(0);
+    windows.collected_at += 30;
+    windows.load = None;
+    windows.swap.total = 0;
+    windows.swap.used = 0;
+    windows.filesystems.clear();
+    assert!(matches!(
+        store(&storage, server.id, &windows).await,
+        RecordOutcome::Stored { .. }
+    ));
+    let latest = storage
+        .latest_report(server.id)
+        .await
+        .expect("latest")
+        .expect("some");
+    assert_eq!(latest.figures.load1, None);
+    assert_eq!(latest.figures.disk_max_percent, 0.0);
+    assert_eq!(latest.figures.swap_percent(), 0.0);
+    assert_eq!(latest.report().expect("rebuilt"), windows);
+    assert_eq!(storage.count_reports(server.id).await.expect("count"), 3);
+}
+
+async fn the_database_paces_each_server(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let (a, _) = storage.create_server(1, &name("a")).await.expect("create");
+    let (b, _) = storage.create_server(1, &name("b")).await.expect("create");
+    let first = common::report(100);
+    assert!(matches!(
+        store(&storage, a.id, &first).await,
+        RecordOutcome::Stored { .. }
+    ));
+
+    // Same nonce again: a replay, whatever the report.
+    let nonce = "same-nonce-0123456789";
+    let later = common::report(50);
+    let outcome = storage
+        .record_report(&new_report(a.id, &later, nonce))
+        .await
+        .expect("storage");
+    assert!(matches!(outcome, RecordOutcome::Stored { .. }));
+    let even_later = common::report(20);
+    let replay = storage
+        .record_report(&new_report(a.id, &even_later, nonce))
+        .await
+        .expect("storage");
+    assert_eq!(replay, RecordOutcome::NonceUsed);
+    // The same nonce on another server is that server's business.
+    let outcome = storage
+        .record_report(&new_report(b.id, &even_later, nonce))
+        .await
+        .expect("storage");
+    assert!(matches!(outcome, RecordOutcome::Stored { .. }));
+
+    // Not later than the last: duplicate or out of order.
+    assert_eq!(
+        store(&storage, a.id, &later).await,
+        RecordOutcome::NotNewer {
+            last_collected_at: later.collected_at
+        }
+    );
+    assert_eq!(
+        store(&storage, a.id, &first).await,
+        RecordOutcome::NotNewer {
+            last_collected_at: later.collected_at
+        }
+    );
+    // Sooner than the interval.
+    let mut soon = later.clone();
+    soon.collected_at += 4;
+    assert_eq!(
+        store(&storage, a.id, &soon).await,
+        RecordOutcome::TooSoon {
+            retry_after_secs: 6
+        }
+    );
+    // Refusals changed nothing: the interval still counts from `later`.
+    let mut on_time = later.clone();
+    on_time.collected_at += 10;
+    assert!(matches!(
+        store(&storage, a.id, &on_time).await,
+        RecordOutcome::Stored { .. }
+    ));
+    assert_eq!(storage.count_reports(a.id).await.expect("count"), 3);
+    let server = storage
+        .get_server(a.id, 1)
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(server.last_collected_at, Some(on_time.collected_at));
+    assert!(server.last_seen_at.is_some());
+}
+
+async fn the_arrival_cap_holds(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let (server, _) = storage
+        .create_server(1, &name("flood"))
+        .await
+        .expect("create");
+    let mut outcomes = Vec::new();
+    for i in 0..4 {
+        let r = common::report(1000 - i * 10);
+        let nonce = serversan_protocol::random_nonce().expect("nonce");
+        let mut new = new_report(server.id, &r, &nonce);
+        new.max_per_minute = 3;
+        outcomes.push(storage.record_report(&new).await.expect("storage"));
+    }
+    assert!(
+        outcomes[..3]
+            .iter()
+            .all(|o| matches!(o, RecordOutcome::Stored { .. }))
+    );
+    match &outcomes[3] {
+        RecordOutcome::RateCapped { retry_after_secs } => {
+            assert!((1..=60).contains(retry_after_secs), "{retry_after_secs}")
+        }
+        other => panic!("capped: {other:?}"),
+    }
+    assert_eq!(storage.count_reports(server.id).await.expect("count"), 3);
+}
+
+async fn deleting_a_server_removes_its_reports(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let (gone, _) = storage
+        .create_server(1, &name("gone"))
+        .await
+        .expect("create");
+    let (kept, _) = storage
+        .create_server(1, &name("kept"))
+        .await
+        .expect("create");
+    for i in 0..5 {
+        let r = common::report(500 - i * 10);
+        assert!(matches!(
+            store(&storage, gone.id, &r).await,
+            RecordOutcome::Stored { .. }
+        ));
+        assert!(matches!(
+            store(&storage, kept.id, &r).await,
+            RecordOutcome::Stored { .. }
+        ));
+    }
+    assert!(storage.delete_server(gone.id, 1).await.expect("delete"));
+    assert_eq!(storage.count_reports(gone.id).await.expect("count"), 0);
+    assert_eq!(storage.count_reports(kept.id).await.expect("count"), 5);
+    assert_eq!(
+        storage.purge_deleted_servers().await.expect("purge"),
+        0,
+        "nothing left"
+    );
+}
+
+async fn leases_are_exclusive_until_expiry(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let ttl = std::time::Duration::from_secs(30);
+    let now = unix_now();
+    assert!(
+        storage
+            .try_lease("job", "a", now, ttl)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        !storage
+            .try_lease("job", "b", now, ttl)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        storage
+            .try_lease("job", "a", now + 1, ttl)
+            .await
+            .expect("renew")
+    );
+    assert!(
+        storage
+            .try_lease("other", "b", now, ttl)
+            .await
+            .expect("lease")
+    );
+    // Once it expires, another holder takes over.
+    assert!(
+        storage
+            .try_lease("job", "b", now + 40, ttl)
+            .await
+            .expect("take over")
+    );
+    assert!(
+        !storage
+            .try_lease("job", "a", now + 41, ttl)
+            .await
+            .expect("lost")
+    );
+    storage.release_lease("job", "b").await.expect("release");
+    assert!(
+        storage
+            .try_lease("job", "a", now + 42, ttl)
+            .await
+            .expect("free again")
+    );
+}
+
+async fn expired_nonces_are_pruned(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let (server, _) = storage.create_server(1, &name("n")).await.expect("create");
+    for (i, expires) in [(0, -100), (1, -1), (2, 1000)] {
+        let r = common::report(300 - i * 10);
+        let nonce = format!("nonce-number-{i:08}");
+        let mut new = new_report(server.id, &r, &nonce);
+        new.nonce_expires_at = unix_now() + expires;
+        assert!(matches!(
+            storage.record_report(&new).await.expect("storage"),
+            RecordOutcome::Stored { .. }
+        ));
+    }
+    assert_eq!(storage.count_nonces().await.expect("count"), 3);
+    assert_eq!(storage.prune_nonces(unix_now()).await.expect("prune"), 2);
+    assert_eq!(storage.count_nonces().await.expect("count"), 1);
+}
