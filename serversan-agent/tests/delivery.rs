@@ -334,3 +334,50 @@ fn version_and_print_need_no_configuration() {
     validate_report(&report, now(), &Limits::default()).expect("valid");
     assert!(!std::path::Path::new("/nonexistent/state").exists());
 }
+
+#[test]
+fn https_with_the_ca_file_delivers() {
+    let mut host = Host::new("");
+    let server = TestServer::start_tls(std::slice::from_ref(&host.code));
+    host.server_url = server.url.replace("127.0.0.1", "localhost");
+    host.set(
+        "SERVERSAN_CA_FILE",
+        common::test_ca_file().to_str().expect("utf-8"),
+    );
+    let out = host.agent(&["report"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.stored().len(), 1);
+    assert!(server.stored()[0].signature_ok);
+}
+
+#[test]
+fn https_refuses_a_certificate_outside_the_trusted_roots() {
+    let mut host = Host::new("");
+    let server = TestServer::start_tls(std::slice::from_ref(&host.code));
+    host.server_url = server.url.clone();
+    // No CA file: the built-in web roots do not know the test CA.
+    let out = host.agent(&["report"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        server.received().is_empty(),
+        "nothing was sent over the untrusted connection"
+    );
+    assert_eq!(host.spooled().len(), 1);
+
+    // A CA file that holds no certificate is a setup mistake, named.
+    let bogus = host.dir.path().join("ca.pem");
+    std::fs::write(&bogus, "not a certificate\n").expect("write");
+    host.set("SERVERSAN_CA_FILE", bogus.to_str().expect("utf-8"));
+    let out = host.agent(&["report"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no PEM certificate"),
+        "{}",
+        stderr(&out)
+    );
+}

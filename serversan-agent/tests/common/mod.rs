@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
@@ -46,8 +46,19 @@ impl TestServer {
     /// Starts on a free loopback port, accepting requests signed with any of
     /// `codes`.
     pub fn start(codes: &[AuthCode]) -> Self {
+        Self::start_with(codes, None)
+    }
+
+    /// Like [`TestServer::start`], speaking HTTPS with the test certificate
+    /// in `tests/fixtures` (signed by `tests/fixtures/ca.pem`).
+    pub fn start_tls(codes: &[AuthCode]) -> Self {
+        Self::start_with(codes, Some(tls_config()))
+    }
+
+    fn start_with(codes: &[AuthCode], tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().expect("addr"));
         let server = TestServer {
             url,
             codes: codes.to_vec(),
@@ -61,7 +72,19 @@ impl TestServer {
         );
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let _ = handle(stream, &codes, &script, &received);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = match &tls {
+                    Some(config) => match rustls::ServerConnection::new(config.clone()) {
+                        Ok(conn) => handle(
+                            rustls::StreamOwned::new(conn, stream),
+                            &codes,
+                            &script,
+                            &received,
+                        ),
+                        Err(_) => continue,
+                    },
+                    None => handle(stream, &codes, &script, &received),
+                };
             }
         });
         server
@@ -103,14 +126,37 @@ impl TestServer {
     }
 }
 
-fn handle(
-    stream: TcpStream,
+fn tls_config() -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .expect("server.pem")
+        .collect::<Result<_, _>>()
+        .expect("certificate");
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).expect("server.key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server certificate");
+    Arc::new(config)
+}
+
+/// The test CA that signed the HTTPS server's certificate.
+pub fn test_ca_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ca.pem")
+}
+
+fn handle<S: Read + Write>(
+    mut stream: S,
     codes: &[AuthCode],
     script: &Mutex<Script>,
     received: &Mutex<Vec<Received>>,
 ) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut reader = BufReader::new(&mut stream);
     let mut headers = Vec::new();
     loop {
         let mut line = String::new();
@@ -134,6 +180,7 @@ fn handle(
     let length: usize = header("content-length").parse().unwrap_or(0);
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
+    drop(reader);
 
     let key_id = header("x-serversan-key");
     let timestamp: i64 = header("x-serversan-timestamp").parse().unwrap_or(0);
@@ -177,7 +224,6 @@ fn handle(
         serde_json::json!({ "error": if message.is_empty() { format!("status {status}") } else { message } })
             .to_string()
     };
-    let mut out = stream;
     let mut response = format!(
         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
          Date: {}\r\nConnection: close\r\n",
@@ -189,8 +235,8 @@ fn handle(
     }
     response.push_str("\r\n");
     response.push_str(&answer);
-    out.write_all(response.as_bytes())?;
-    out.flush()
+    stream.write_all(response.as_bytes())?;
+    stream.flush()
 }
 
 /// A throwaway host: auth file, empty agent.toml, state directory.
