@@ -189,7 +189,8 @@ function Write-FileAtomic([string] $Path, [string] $Content) {
     $tmp = "$Path.new-" + [Guid]::NewGuid().ToString('N')
     [IO.File]::WriteAllText($tmp, $Content, (New-Object Text.UTF8Encoding($false)))
     if (Test-Path -LiteralPath $Path) {
-        [IO.File]::Replace($tmp, $Path, $null)
+        # [NullString]: a plain $null would reach .NET as "" (no backup wanted).
+        [IO.File]::Replace($tmp, $Path, [NullString]::Value)
     } else {
         [IO.File]::Move($tmp, $Path)
     }
@@ -325,6 +326,8 @@ function Register-AgentTask($Paths) {
 # Runs the agent once, so the user sees at once whether the server accepts
 # this host.
 function Invoke-FirstReport($Paths, [string] $Url) {
+    # What the agent writes to stderr is for the user, not an error to stop on.
+    $ErrorActionPreference = 'Continue'
     Write-Step "sending a first report to $Url"
     & $Paths.Exe report
     if ($LASTEXITCODE -eq 0) {
