@@ -241,7 +241,7 @@ nologin_shell() {
   echo /bin/false
 }
 
-# Field $2 (3 = uid, 4 = gid) of the agent user in the passwd file this
+# Field $1 (3 = uid, 4 = gid) of the agent user in the passwd file this
 # install uses, so --root never consults the real system's users.
 user_field() {
   [ -f "$ROOT/etc/passwd" ] || return 0
