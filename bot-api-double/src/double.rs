@@ -234,10 +234,11 @@ impl BotApiDouble {
             parse_mode: None,
             entities,
             reply_markup: None,
+            photo: None,
             method: "user",
             at: Instant::now(),
         };
-        let message_id = world.add_message(chat_id, Sender::User(user_id), version, None);
+        let message_id = world.add_message(chat_id, Sender::User(user_id), version);
         let update_id = if delivered {
             let json = world
                 .message(chat_id, message_id)

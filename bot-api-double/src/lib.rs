@@ -25,9 +25,10 @@
 //! `getMe`, `getUpdates` (long polling: `offset` confirms, `timeout` up to
 //! 50 s, `allowed_updates`; a newer long poll ends the waiting one with 409
 //! "Conflict: terminated by other getUpdates request…", as Telegram does),
-//! `sendMessage`, `editMessageText`, `editMessageReplyMarkup`,
-//! `deleteMessage`, `answerCallbackQuery`, `sendPhoto` (multipart, PNG
-//! only), `sendChatAction`, `setMyCommands`/`getMyCommands`/
+//! `sendMessage`, `editMessageText`, `editMessageCaption`,
+//! `editMessageReplyMarkup`, `deleteMessage`, `answerCallbackQuery`,
+//! `sendPhoto` and `editMessageMedia` (multipart, PNG photos only),
+//! `sendChatAction`, `setMyCommands`/`getMyCommands`/
 //! `deleteMyCommands`, `setWebhook`/`deleteWebhook`/`getWebhookInfo`
 //! (updates are then POSTed to the webhook with the
 //! `X-Telegram-Bot-Api-Secret-Token` header). Parameters may come as query

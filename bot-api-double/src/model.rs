@@ -127,6 +127,8 @@ pub struct MessageVersion {
     pub parse_mode: Option<String>,
     pub entities: Vec<Entity>,
     pub reply_markup: Option<ReplyMarkup>,
+    /// The photo shown, for a photo message.
+    pub photo: Option<Photo>,
     /// The Bot API method that produced this version (`sendMessage`,
     /// `editMessageText`…).
     pub method: &'static str,

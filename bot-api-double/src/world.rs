@@ -89,7 +89,6 @@ pub(crate) struct StoredMessage {
     pub date: i64,
     pub edit_date: Option<i64>,
     pub sender: Sender,
-    pub photo: Option<Photo>,
     /// Every version; the last is current.
     pub versions: Vec<MessageVersion>,
     pub deleted: bool,
@@ -273,13 +272,7 @@ impl World {
     }
 
     /// Stores a new message and returns its id.
-    pub fn add_message(
-        &mut self,
-        chat_id: i64,
-        sender: Sender,
-        version: MessageVersion,
-        photo: Option<Photo>,
-    ) -> i64 {
+    pub fn add_message(&mut self, chat_id: i64, sender: Sender, version: MessageVersion) -> i64 {
         let id = self.last_message_id.entry(chat_id).or_insert(0);
         *id += 1;
         let message_id = *id;
@@ -289,7 +282,6 @@ impl World {
             date: unix_now(),
             edit_date: None,
             sender,
-            photo,
             versions: vec![version],
             deleted: false,
         };
@@ -325,7 +317,7 @@ impl World {
             .iter()
             .map(|e| e.to_json(|id| self.user_json(id)))
             .collect();
-        if let Some(photo) = &message.photo {
+        if let Some(photo) = &current.photo {
             v["photo"] = json!([{
                 "file_id": photo.file_id,
                 "file_unique_id": unique_id(&photo.file_id),
@@ -429,7 +421,7 @@ pub(crate) fn to_sent(m: &StoredMessage) -> SentMessage {
         parse_mode: current.parse_mode,
         entities: current.entities,
         reply_markup: current.reply_markup,
-        photo: m.photo.clone(),
+        photo: current.photo,
         sent_at: m.versions[0].at,
         history: m.versions.clone(),
         deleted: m.deleted,
@@ -461,6 +453,7 @@ pub(crate) fn version(
         parse_mode: formatted.parse_mode,
         entities: formatted.entities,
         reply_markup,
+        photo: None,
         method,
         at: Instant::now(),
     }

@@ -8,7 +8,12 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 async fn upload(double: &BotApiDouble, form: Form) -> (u16, Value) {
-    let url = format!("{}/bot{}/sendPhoto", double.api_url(), double.token());
+    multipart(double, "sendPhoto", form).await
+}
+
+/// Calls `method` with a multipart form.
+async fn multipart(double: &BotApiDouble, method: &str, form: Form) -> (u16, Value) {
+    let url = format!("{}/bot{}/{method}", double.api_url(), double.token());
     let response = reqwest::Client::new()
         .post(url)
         .multipart(form)
@@ -162,4 +167,114 @@ async fn what_is_not_a_valid_png_is_refused() {
         1,
         "only the valid upload was stored"
     );
+}
+
+#[tokio::test]
+async fn a_chart_is_replaced_in_place_with_edit_message_media() {
+    let double = BotApiDouble::start().await;
+    started_user(&double, 1001);
+    let keyboard = json!({ "inline_keyboard": [[{ "text": "6h", "callback_data": "c:6h" }]] });
+    let first = Form::new()
+        .text("chat_id", "1001")
+        .text("caption", "cpu 1h")
+        .text("reply_markup", keyboard.to_string())
+        .part("photo", photo_part(png(800, 400)));
+    let (_, sent) = upload(&double, first).await;
+    let message_id = sent["result"]["message_id"].as_i64().unwrap_or(0);
+
+    // The multipart form the bot's client sends.
+    let media = json!({ "type": "photo", "media": "attach://chart", "caption": "<b>cpu</b> 6h", "parse_mode": "HTML" });
+    let replacement = png(640, 320);
+    let form = Form::new()
+        .text("chat_id", "1001")
+        .text("message_id", message_id.to_string())
+        .text("media", media.to_string())
+        .text("reply_markup", keyboard.to_string())
+        .part("chart", photo_part(replacement.clone()));
+    let (_, answer) = multipart(&double, "editMessageMedia", form).await;
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(answer["result"]["photo"][0]["width"], 640);
+    assert_eq!(answer["result"]["caption"], "cpu 6h");
+    assert!(answer["result"]["edit_date"].is_i64());
+
+    let message = double.message(1001, message_id).expect("recorded");
+    assert_eq!(
+        message.photo.as_ref().map(|p| p.bytes.to_vec()),
+        Some(replacement)
+    );
+    assert_eq!(
+        message.history[0].photo.as_ref().map(|p| p.width),
+        Some(800)
+    );
+    assert_eq!(message.history[1].method, "editMessageMedia");
+
+    // The same file, caption and keyboard again is no change.
+    let same_file = message.photo.as_ref().map(|p| p.file_id.clone());
+    let same = json!({
+        "chat_id": 1001,
+        "message_id": message_id,
+        "media": { "type": "photo", "media": same_file, "caption": "<b>cpu</b> 6h", "parse_mode": "HTML" },
+        "reply_markup": keyboard,
+    });
+    let (status, answer) = common::call(&double, "editMessageMedia", same).await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Bad Request: message is not modified")),
+        "{answer}"
+    );
+
+    let caption = common::ok(
+        &double,
+        "editMessageCaption",
+        json!({ "chat_id": 1001, "message_id": message_id, "caption": "cpu <i>6h</i>", "parse_mode": "HTML" }),
+    )
+    .await;
+    assert_eq!(caption["caption"], "cpu 6h");
+    assert_eq!(caption["caption_entities"][0]["type"], "italic");
+    assert!(
+        caption.get("reply_markup").is_none(),
+        "omitting the keyboard removes it"
+    );
+
+    common::refused(
+        &double,
+        "editMessageText",
+        json!({ "chat_id": 1001, "message_id": message_id, "text": "x" }),
+        400,
+        "Bad Request: there is no text in the message to edit",
+    )
+    .await;
+    let text = common::ok(
+        &double,
+        "sendMessage",
+        json!({ "chat_id": 1001, "text": "plain" }),
+    )
+    .await;
+    let text_id = text["message_id"].clone();
+    common::refused(
+        &double,
+        "editMessageMedia",
+        json!({ "chat_id": 1001, "message_id": text_id, "media": { "type": "photo", "media": same_file } }),
+        400,
+        "Bad Request: there is no media in the message to edit",
+    )
+    .await;
+    common::refused(
+        &double,
+        "editMessageCaption",
+        json!({ "chat_id": 1001, "message_id": text_id, "caption": "x" }),
+        400,
+        "Bad Request: there is no caption in the message to edit",
+    )
+    .await;
+    common::refused(
+        &double,
+        "editMessageMedia",
+        json!({ "chat_id": 1001, "message_id": message_id, "media": "{" }),
+        400,
+        "Bad Request: can't parse InputMedia JSON object",
+    )
+    .await;
 }

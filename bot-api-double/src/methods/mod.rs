@@ -28,6 +28,8 @@ pub(crate) async fn dispatch(shared: &Arc<Shared>, method: &str, args: &Args) ->
         "sendmessage" => send::send_message(shared, args),
         "sendphoto" => photo::send_photo(shared, args),
         "editmessagetext" => edit::edit_message_text(shared, args),
+        "editmessagecaption" => edit::edit_message_caption(shared, args),
+        "editmessagemedia" => photo::edit_message_media(shared, args),
         "editmessagereplymarkup" => edit::edit_message_reply_markup(shared, args),
         "deletemessage" => edit::delete_message(shared, args),
         "answercallbackquery" => callback::answer_callback_query(shared, args),
@@ -64,6 +66,17 @@ fn formatted_arg(
         args.get("parse_mode"),
         purpose,
         shared.options.bare_ampersand,
+    )
+}
+
+/// Reads a photo caption (`caption` with `parse_mode`).
+fn caption_arg(shared: &Shared, args: &Args) -> Result<Formatted, ApiError> {
+    formatted_arg(
+        shared,
+        args,
+        "caption",
+        "caption_entities",
+        Purpose::Caption,
     )
 }
 

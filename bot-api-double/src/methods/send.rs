@@ -19,7 +19,6 @@ pub(crate) fn send_message(shared: &Shared, args: &Args) -> ApiResult {
         chat_id,
         Sender::Bot,
         version(formatted, reply_markup, "sendMessage"),
-        None,
     );
     Ok(Success::of(sent_json(shared, &world, chat_id, message_id)))
 }
