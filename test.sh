@@ -105,13 +105,35 @@ ensure_tools() {
   local missing=()
   command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
   command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+  command -v useradd >/dev/null 2>&1 || missing+=(passwd)
+  command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
   if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     apt_install "${missing[@]}"
   fi
 }
 
+# The install.ps1 tests parse the script with tree-sitter's PowerShell
+# grammar (PowerShell itself is not packaged for Debian).
+ensure_ps1_parser() {
+  local venv=target/ps1-check
+  if ! "$venv/bin/python" -c 'import tree_sitter, tree_sitter_powershell' >/dev/null 2>&1; then
+    log "preparing the PowerShell parser for the installer tests"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      apt_install python3-venv
+      python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q tree-sitter==0.26.1 tree-sitter-powershell==0.26.4
+  fi
+  SERVERSAN_TEST_PYTHON="$PWD/$venv/bin/python"
+  export SERVERSAN_TEST_PYTHON
+}
+
 ensure_tools
+ensure_ps1_parser
 ensure_mariadb
 export SERVERSAN_TEST_MYSQL_URL="$url"
 
