@@ -3,9 +3,11 @@
 
 Usage: python3 serversan-agent/bench/oneshot.py [AGENT_BINARY] [RUNS]
 
-Starts a loopback HTTP server that answers every report 200 (the agent's
-cost is what is measured, not the server's), runs `AGENT report` RUNS times
-and `AGENT print` RUNS times, 150 ms apart (as cron's minute apart: the CPU
+Starts loopback HTTP and HTTPS servers that answer every report 200 (the
+agent's cost is what is measured, not the server's; HTTPS uses the test
+certificate in tests/fixtures and the agent trusts it through
+SERVERSAN_CA_FILE), runs `AGENT report` against each and `AGENT print`, RUNS
+times each, 150 ms apart (as cron's minute apart: the CPU
 counters saved by the previous run are used, no sampling), and prints the
 median and 90th percentile of user+system CPU and of peak RSS. Each run is
 started by the small C program measure.c beside this script, which reads the
@@ -15,6 +17,7 @@ counts what the child held before exec.
 
 import http.server
 import os
+import ssl
 import subprocess
 import statistics
 import sys
@@ -61,10 +64,23 @@ def measure(args, env):
     return float(cpu_ms), int(rss_kib) / 1024.0
 
 
+FIXTURES = os.path.join(HERE, "..", "tests", "fixtures")
+
+
+def start_server(tls):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(FIXTURES, "server.pem"), os.path.join(FIXTURES, "server.key"))
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def main():
     build_measure()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = start_server(tls=False)
+    tls_server = start_server(tls=True)
     tmp = tempfile.mkdtemp()
     with open(os.path.join(tmp, "auth.log"), "w") as f:
         f.write(CODE + "\n")
@@ -76,7 +92,15 @@ def main():
         "SERVERSAN_STATE_DIR": os.path.join(tmp, "state"),
         "SERVERSAN_SERVER_URL": f"http://127.0.0.1:{server.server_port}",
     }
-    for name, args in (("report", ["report"]), ("print", ["print"])):
+    tls_env = dict(env)
+    tls_env["SERVERSAN_SERVER_URL"] = f"https://localhost:{tls_server.server_port}"
+    tls_env["SERVERSAN_CA_FILE"] = os.path.join(FIXTURES, "ca.pem")
+    tls_env["SERVERSAN_STATE_DIR"] = os.path.join(tmp, "state-tls")
+    for name, args, env in (
+        ("report", ["report"], env),
+        ("report-https", ["report"], tls_env),
+        ("print", ["print"], env),
+    ):
         measure(args, env)  # warm-up: creates the state, fills the page cache
         cpu, rss = [], []
         for _ in range(RUNS):
@@ -86,10 +110,11 @@ def main():
             rss.append(r)
         q = lambda v: statistics.quantiles(v, n=10)[-1]
         print(
-            f"{name:6} runs={RUNS} cpu_ms median={statistics.median(cpu):.2f} p90={q(cpu):.2f}"
+            f"{name:12} runs={RUNS} cpu_ms median={statistics.median(cpu):.2f} p90={q(cpu):.2f}"
             f"  peak_rss_mib median={statistics.median(rss):.2f} p90={q(rss):.2f}"
         )
     server.shutdown()
+    tls_server.shutdown()
 
 
 if __name__ == "__main__":

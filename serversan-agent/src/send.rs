@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime};
 use serversan_protocol::{AuthCode, REPORT_PATH, headers, random_nonce, sign};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
+/// Connection buffer size: two maximum TLS records.
+const BUFFER_BYTES: usize = 32 * 1024;
 /// The largest answer body read (answers are short JSON).
 const MAX_ANSWER_BYTES: u64 = 8 * 1024;
 /// The longest piece of an answer quoted in a log line.
@@ -179,6 +181,10 @@ impl Sender {
             .timeout_connect(Some(options.connect_timeout))
             .timeout_global(Some(options.timeout))
             .user_agent(concat!("serversan-agent/", env!("CARGO_PKG_VERSION")))
+            // ureq's 128 KiB default buffers are zeroed on every run; a
+            // report and its answer fit in a TLS record or two.
+            .input_buffer_size(BUFFER_BYTES)
+            .output_buffer_size(BUFFER_BYTES)
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build();
         Ok(Self {
