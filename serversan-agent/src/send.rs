@@ -178,6 +178,7 @@ impl Sender {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
+            .max_redirects_will_error(false)
             .timeout_connect(Some(options.connect_timeout))
             .timeout_global(Some(options.timeout))
             .user_agent(concat!("serversan-agent/", env!("CARGO_PKG_VERSION")))

@@ -381,3 +381,46 @@ fn https_refuses_a_certificate_outside_the_trusted_roots() {
         stderr(&out)
     );
 }
+
+#[test]
+fn run_reports_every_interval_until_stopped() {
+    let (host, server) = host_and_server();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_serversan-agent"));
+    cmd.args(["run", "--interval", "1"])
+        .env_clear()
+        .env("SERVERSAN_AUTH_FILE", host.auth_file())
+        .env("SERVERSAN_SERVER_URL", &host.server_url)
+        .env("SERVERSAN_STATE_DIR", host.state_dir())
+        .env("SERVERSAN_AGENT_CONFIG", host.dir.path().join("agent.toml"))
+        .env("SERVERSAN_CPU_SAMPLE_MS", "20");
+    let mut child = cmd.spawn().expect("daemon starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.stored().len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().expect("stop the daemon");
+    let _ = child.wait();
+    let stored = server.stored();
+    assert!(stored.len() >= 3, "{} reports", stored.len());
+    let times: Vec<i64> = stored
+        .iter()
+        .map(|r| r.report.as_ref().expect("report").collected_at)
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+
+    let out = host.agent(&["run"]);
+    assert_eq!(out.status.code(), Some(2), "run needs an interval");
+    let out = host.agent(&["run", "--interval", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_redirect_is_not_followed_and_is_named() {
+    let (host, server) = host_and_server();
+    server.then(&[301]);
+    let out = host.agent(&["report"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("redirect (301)"), "{}", stderr(&out));
+    assert_eq!(server.received().len(), 1, "not followed");
+    assert_eq!(host.spooled().len(), 1);
+}
