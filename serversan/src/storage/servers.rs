@@ -446,6 +446,80 @@ impl Storage {
     }
 }
 
+// --- Bot: pending servers and per-owner counts -------------------------
+
+/// Most pending servers expired in one run; the next run takes the rest.
+const EXPIRE_BATCH: i64 = 500;
+
+impl Storage {
+    /// Deletes servers whose code was never used (no report ever accepted)
+    /// and that were created before `created_before`, the way
+    /// [`Storage::delete_server`] does. The condition is checked again in
+    /// the `DELETE` itself, so a first report arriving meanwhile keeps its
+    /// server. Returns the servers removed (at most a batch per call).
+    pub async fn expire_pending_servers(&self, created_before: i64) -> Result<Vec<Server>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{SERVER_COLUMNS} WHERE last_seen_at IS NULL AND created_at < ? ORDER BY id LIMIT ?"
+        ));
+        let candidates: Vec<Server> = with_pool!(&self.db, pool => {
+            let rows = sqlx::query(sql)
+                .bind(created_before)
+                .bind(EXPIRE_BATCH)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(server_from_row).collect::<Result<_, _>>()?
+        });
+        let now = unix_now();
+        let mut expired = Vec::new();
+        for server in candidates {
+            let gone = retry_conflicts(|| async {
+                with_pool!(&self.db, pool => {
+                    let mut tx = pool.begin_write().await?;
+                    let n = sqlx::query(
+                        "DELETE FROM servers WHERE id = ? AND last_seen_at IS NULL AND created_at < ?",
+                    )
+                    .bind(server.id)
+                    .bind(created_before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if n > 0 {
+                        sqlx::query("INSERT INTO server_purges (server_id, requested_at) VALUES (?, ?)")
+                            .bind(server.id)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(n > 0)
+                })
+            })
+            .await?;
+            if gone {
+                expired.push(server);
+            }
+        }
+        if !expired.is_empty()
+            && let Err(e) = self.purge_deleted_servers().await
+        {
+            tracing::warn!("pending servers expired; their rows will be removed later: {e}");
+        }
+        Ok(expired)
+    }
+
+    /// How many servers each owner has (owners without servers are absent).
+    pub async fn server_counts(&self) -> Result<std::collections::HashMap<i64, i64>> {
+        with_pool!(&self.db, pool => {
+            let rows: Vec<(i64, i64)> = sqlx::query_as(
+                "SELECT owner_id, COUNT(*) FROM servers GROUP BY owner_id",
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().collect())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
