@@ -124,13 +124,8 @@ pub fn report_once(config: &Config, log: Log) -> Result<RunSummary, RunError> {
 
     let loaded_state = DeliveryState::load(dir);
     let mut state = loaded_state.clone();
-    if url.is_insecure() && state.warned_insecure_url.as_deref() != Some(url.as_str()) {
-        log(&format!(
-            "warning: {} is plain HTTP to another host: reports travel unencrypted \
-             (the auth code itself is never sent); use https:// where you can",
-            url.as_str()
-        ));
-        state.warned_insecure_url = Some(url.as_str().to_owned());
+    if let Some(warning) = insecure_url_warning(&url, &mut state) {
+        log(&warning);
     }
 
     let now = unix_now();
@@ -316,6 +311,20 @@ fn stop_for(outcome: Outcome, code: &AuthCode, state: &mut DeliveryState) -> Sto
     }
 }
 
+/// The plain-HTTP warning, the first time a URL is used (then remembered in
+/// the state, so cron runs do not repeat it every minute).
+fn insecure_url_warning(url: &ServerUrl, state: &mut DeliveryState) -> Option<String> {
+    if !url.is_insecure() || state.warned_insecure_url.as_deref() == Some(url.as_str()) {
+        return None;
+    }
+    state.warned_insecure_url = Some(url.as_str().to_owned());
+    Some(format!(
+        "warning: {} is plain HTTP to another host: reports travel unencrypted \
+         (the auth code itself is never sent); use https:// where you can",
+        url.as_str()
+    ))
+}
+
 fn spool_report(
     spool: &Spool,
     report: &serversan_protocol::Report,
@@ -404,5 +413,25 @@ pub fn run_daemon(
             }
         }
         std::thread::sleep(wait.saturating_sub(started.elapsed()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_to_another_host_is_warned_about_once_per_url() {
+        let mut state = DeliveryState::default();
+        let remote = ServerUrl::parse("http://mon.example").expect("url");
+        assert!(insecure_url_warning(&remote, &mut state).is_some());
+        assert!(insecure_url_warning(&remote, &mut state).is_none());
+        let other = ServerUrl::parse("http://mon2.example").expect("url");
+        assert!(insecure_url_warning(&other, &mut state).is_some());
+        let mut fresh = DeliveryState::default();
+        for quiet in ["http://127.0.0.1:8080", "https://mon.example"] {
+            let url = ServerUrl::parse(quiet).expect("url");
+            assert!(insecure_url_warning(&url, &mut fresh).is_none(), "{quiet}");
+        }
     }
 }
