@@ -142,7 +142,9 @@ pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 /// Whether retrying the whole transaction may succeed: a deadlock (1213,
 /// also how Galera reports a conflict between nodes at commit), a MariaDB
-/// snapshot conflict (1020), or SQLite's busy/locked.
+/// snapshot conflict (1020), or an SQLite conflict its busy handler does not
+/// wait out (a stale WAL snapshot, a locked shared cache). A plain SQLite
+/// busy is not retried: the busy timeout already waited.
 pub(crate) fn is_transient_conflict(err: &sqlx::Error) -> bool {
     let sqlx::Error::Database(e) = err else {
         return false;
@@ -150,10 +152,11 @@ pub(crate) fn is_transient_conflict(err: &sqlx::Error) -> bool {
     if let Some(my) = e.try_downcast_ref::<MySqlDatabaseError>() {
         return matches!(my.number(), 1213 | 1020);
     }
-    // SQLite: the primary result code is the low byte of the extended code.
+    const SQLITE_LOCKED: i32 = 6;
+    const SQLITE_BUSY_SNAPSHOT: i32 = 517;
     e.code()
         .and_then(|c| c.parse::<i32>().ok())
-        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
+        .is_some_and(|c| c == SQLITE_BUSY_SNAPSHOT || c & 0xff == SQLITE_LOCKED)
 }
 
 /// Runs a whole transaction, again when it lost a conflict, with a short
