@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serversan::config::{Config, DatabaseUrl, SettingValue};
 use serversan::storage::{Storage, StorageOptions};
+use serversan::web::RunningServer;
 use serversan_protocol::{AuthCode, Report, headers, sign};
 use sqlx::Connection;
 use sqlx::mysql::MySqlConnection;
@@ -167,6 +168,11 @@ impl TestDb {
         }
     }
 
+    /// The MySQL database's name (MySQL only).
+    pub fn mysql_database(&self) -> Option<&str> {
+        self.mysql_name.as_deref()
+    }
+
     /// The SQLite file's directory (SQLite only).
     pub fn dir(&self) -> Option<&std::path::Path> {
         self.dir.as_ref().map(|d| d.path())
@@ -228,6 +234,31 @@ async fn sweep_stale_databases(admin: &mut MySqlConnection) {
     }
 }
 
+/// A server running in this process.
+pub struct TestServer {
+    pub url: String,
+    pub addr: std::net::SocketAddr,
+    running: RunningServer,
+}
+
+impl TestServer {
+    pub async fn start(config: &Config, storage: Storage) -> Self {
+        let running = RunningServer::start(config, storage)
+            .await
+            .expect("server starts");
+        let addr = running.addr;
+        Self {
+            url: format!("http://{addr}"),
+            addr,
+            running,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.running.shutdown().await;
+    }
+}
+
 /// An agent: an auth code and an HTTP client that signs like the real one.
 #[derive(Clone)]
 pub struct Agent {
@@ -250,10 +281,23 @@ impl Agent {
 
     /// A request signed for `body` at `timestamp` with `nonce`.
     pub fn signed(&self, body: &[u8], timestamp: i64, nonce: &str) -> reqwest::RequestBuilder {
+        self.signed_as(body, timestamp, nonce, &["application/json"])
+    }
+
+    /// Like [`Agent::signed`], with these Content-Type headers instead.
+    pub fn signed_as(
+        &self,
+        body: &[u8],
+        timestamp: i64,
+        nonce: &str,
+        content_types: &[&str],
+    ) -> reqwest::RequestBuilder {
         let s = sign(&self.code, timestamp, nonce, body);
-        self.client
-            .post(format!("{}/v1/report", self.base_url))
-            .header("content-type", "application/json")
+        let mut request = self.client.post(format!("{}/v1/report", self.base_url));
+        for ct in content_types {
+            request = request.header("content-type", *ct);
+        }
+        request
             .header(headers::KEY, s.key_id)
             .header(headers::TIMESTAMP, s.timestamp.to_string())
             .header(headers::NONCE, s.nonce)
@@ -321,4 +365,50 @@ impl Reply {
 /// A realistic valid report collected `secs_ago` seconds ago.
 pub fn report(secs_ago: i64) -> Report {
     Report::example(serversan::storage::unix_now() - secs_ago)
+}
+
+/// Sends raw bytes on a new connection and returns everything the server
+/// answers until it closes the connection or 5 seconds pass. Write errors
+/// are ignored: a server may answer and close before reading everything.
+pub async fn raw_http(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buf[..n]);
+                // One answer is enough when the request was complete.
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") && ends_a_response(&answer) {
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Whether `bytes` hold a whole response with a Content-Length body.
+fn ends_a_response(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())
+                .flatten()
+        })
+        .is_some_and(|len| body.len() >= len)
+}
+
+/// `GET url`, read in full.
+pub async fn get(url: &str) -> Reply {
+    Reply::from(reqwest::get(url).await.expect("GET")).await
 }
