@@ -6,10 +6,21 @@
 
 pub mod args;
 pub mod callback;
+pub mod cmd;
 pub mod console;
+mod dispatch;
+mod expiry;
+pub mod format;
 pub mod html;
 pub mod reply;
+mod runtime;
+mod settings;
 pub mod telegram;
+
+pub use dispatch::Dispatcher;
+pub use expiry::{EXPIRY_LEASE, expire_pending_servers, run_pending_expiry};
+pub use runtime::{BotError, RunningBot, instance_name, start};
+pub use settings::{BotSettings, TelegramSettings, WebhookSettings};
 
 /// Who sent an update, as Telegram vouches for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
