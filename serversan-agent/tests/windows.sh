@@ -25,7 +25,7 @@ fi
 cd "$root"
 cargo build --quiet -p serversan-agent --target "$target"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap 'WINEPREFIX="$work/wineprefix" wineserver -k 2>/dev/null; rm -rf "$work"' EXIT
 cp "target/$target/debug/serversan-agent.exe" "$work/"
 x86_64-w64-mingw32-gcc -shared -O2 -o "$work/bcryptprimitives.dll" \
     "$here/windows/processprng-shim.c" -ladvapi32
@@ -42,5 +42,5 @@ echo "print: $(wc -c < "$work/report.json") bytes"
 # printed report and runs `report` under Wine against its test server.
 SERVERSAN_WINDOWS_REPORT="$work/report.json" \
 SERVERSAN_WINDOWS_AGENT="$work/serversan-agent.exe" \
-    cargo test --quiet -p serversan-agent --test windows_under_wine -- --ignored --nocapture
+    cargo test --quiet -p serversan-agent --test windows_under_wine -- --ignored --nocapture --test-threads 1
 echo "Windows check passed"

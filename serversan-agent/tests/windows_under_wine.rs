@@ -49,6 +49,13 @@ fn printed_windows_report_is_valid_and_plausible() {
             .all(|f| f.total > 0 && f.used <= f.total)
     );
     assert!(r.process_count >= 1);
+    // Wine shows the Linux host's interfaces; loopback is left out.
+    assert!(!r.network.is_empty(), "{:?}", r.network);
+    assert!(
+        r.network.iter().all(|n| n.interface != "lo"),
+        "{:?}",
+        r.network
+    );
     assert!(r.load.is_none(), "Windows has no load average");
     assert!(r.boot_time > 0 && r.boot_time <= r.collected_at);
 }

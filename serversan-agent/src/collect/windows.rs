@@ -2,9 +2,13 @@
 //! agent can be exercised on Linux (see docs/agent.md for what is tested).
 //! No load average, sessions or temperatures: Windows has no cheap source.
 
-use serversan_protocol::report::{Cpu, Filesystem, Memory, Os, Swap};
+use serversan_protocol::report::{Cpu, Filesystem, Memory, NetInterface, Os, Swap};
 use serversan_protocol::{Limits, REPORT_VERSION, Report};
 use windows_sys::Win32::Foundation::{CloseHandle, FILETIME, HANDLE, INVALID_HANDLE_VALUE};
+use windows_sys::Win32::NetworkManagement::IpHelper::{
+    FreeMibTable, GetIfTable2, IF_TYPE_SOFTWARE_LOOPBACK, MIB_IF_TABLE2,
+};
+use windows_sys::Win32::NetworkManagement::Ndis::IfOperStatusUp;
 use windows_sys::Win32::Storage::FileSystem::{
     GetDiskFreeSpaceExW, GetDriveTypeW, GetLogicalDriveStringsW, GetVolumeInformationW,
 };
@@ -276,6 +280,41 @@ fn filesystems(max: usize) -> Vec<Filesystem> {
         .collect()
 }
 
+/// `FilterInterface` in `MIB_IF_ROW2`'s flag bits: the filter layers
+/// Windows stacks on each adapter repeat its counters.
+const FILTER_INTERFACE_BIT: u8 = 0b10;
+
+/// Every interface that is up, except loopback and filter layers.
+fn network(max: usize) -> Vec<NetInterface> {
+    let mut table: *mut MIB_IF_TABLE2 = std::ptr::null_mut();
+    // SAFETY: the call allocates the table, freed below with FreeMibTable.
+    if unsafe { GetIfTable2(&mut table) } != 0 || table.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: the table holds NumEntries rows starting at Table.
+    let rows = unsafe {
+        std::slice::from_raw_parts((*table).Table.as_ptr(), (*table).NumEntries as usize)
+    };
+    let out = rows
+        .iter()
+        .filter(|r| {
+            r.Type != IF_TYPE_SOFTWARE_LOOPBACK
+                && r.OperStatus == IfOperStatusUp
+                && r.InterfaceAndOperStatusFlags._bitfield & FILTER_INTERFACE_BIT == 0
+        })
+        .map(|r| NetInterface {
+            interface: clean_text(&from_wide(&r.Alias), 256),
+            rx_bytes: r.InOctets,
+            tx_bytes: r.OutOctets,
+        })
+        .filter(|n| !n.interface.is_empty())
+        .take(max)
+        .collect();
+    // SAFETY: the table came from GetIfTable2 and is freed once.
+    unsafe { FreeMibTable(table.cast()) };
+    out
+}
+
 pub(crate) fn collect_static(counters: &Counters) -> Report {
     let limits = Limits::default();
     const NT: &str = r"SOFTWARE\Microsoft\Windows NT\CurrentVersion";
@@ -341,7 +380,7 @@ pub(crate) fn collect_static(counters: &Counters) -> Report {
             used: swap_used,
         },
         filesystems: filesystems(limits.max_filesystems),
-        network: Vec::new(),
+        network: network(limits.max_interfaces),
         ipv4: None,
         ipv6: None,
         process_count: u32::try_from(counters.processes.len()).unwrap_or(u32::MAX),
