@@ -350,6 +350,9 @@ impl Config {
         let mut out = String::from("# Effective ServerSan configuration (secrets masked).\n");
         for ((key, value), info) in loaded.config.shown().into_iter().zip(SETTINGS) {
             let origin = match loaded.origins.get(key) {
+                None if key == "public_url" && value.is_empty() => {
+                    format!("default: {}", loaded.config.public_url())
+                }
                 None => "default".to_owned(),
                 Some(Origin::File(p)) => format!("from {}", p.display()),
                 Some(Origin::Env(name)) => format!("from ${name}"),
@@ -432,8 +435,16 @@ fn toml_to_text(value: &toml::Value) -> Result<String, String> {
     })
 }
 
+/// A shown value as TOML: numbers and booleans bare, the rest quoted.
 fn toml_quote(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
+    let bare = s == "true"
+        || s == "false"
+        || (!s.is_empty() && s.len() < 19 && s.bytes().all(|b| b.is_ascii_digit()));
+    if bare {
+        s.to_owned()
+    } else {
+        toml::Value::String(s.to_owned()).to_string()
+    }
 }
 
 #[cfg(test)]
