@@ -1,5 +1,134 @@
-//! Command-line entry point.
+//! Command-line entry point: parse arguments, load the configuration once,
+//! dispatch to the command. Each command is one arm of [`Command::run`].
 
-pub fn run() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::admin::{self, ServerCommand};
+use crate::config::{CONFIG_ENV, Config, Loaded};
+use crate::storage::{Storage, StorageOptions};
+use crate::web::{self, RunningServer};
+
+/// ServerSan: self-hosted server monitoring run from Telegram.
+#[derive(Debug, Parser)]
+#[command(name = "serversan", version, about)]
+pub struct Cli {
+    /// TOML configuration file; SERVERSAN_* environment variables override it
+    #[arg(long, global = true, env = CONFIG_ENV, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: report ingest, plus the Telegram bot when a token is set
+    Serve,
+    /// Apply database migrations and exit
+    Migrate,
+    /// Print the effective configuration, secrets masked
+    CheckConfig,
+    /// Manage monitored servers without Telegram
+    #[command(subcommand)]
+    Server(ServerCommand),
+}
+
+impl Command {
+    pub async fn run(self, loaded: Loaded) -> anyhow::Result<()> {
+        let config = loaded.config;
+        match self {
+            Command::Serve => serve(config).await,
+            Command::Migrate => migrate(&config).await,
+            Command::CheckConfig => {
+                let loaded = Loaded { config, ..loaded };
+                print!("{}", Config::render(&loaded));
+                Ok(())
+            }
+            Command::Server(cmd) => admin::run(cmd, &config, &mut std::io::stdout().lock()).await,
+        }
+    }
+}
+
+/// Parses arguments and runs the command; the process's exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match Config::load(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("serversan: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&loaded.config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("serversan: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli.command.run(loaded)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("serversan: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr (stdout carries command output such as auth codes);
+/// RUST_LOG wins over the `log` setting.
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+async fn open(config: &Config) -> anyhow::Result<Storage> {
+    let storage = Storage::connect(&StorageOptions::from_config(config))
+        .await
+        .with_context(|| format!("database {}", config.database_url.masked()))?;
+    storage.migrate().await?;
+    Ok(storage)
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let storage = open(config).await?;
+    storage.close().await;
+    println!("Database {} is up to date.", config.database_url.masked());
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let storage = open(&config).await?;
+    if config.bot_token.is_none() {
+        tracing::info!(
+            "no bot token (SERVERSAN_BOT_TOKEN) is set: running report ingest only, without the Telegram bot"
+        );
+    }
+    let server = RunningServer::start(&config, storage.clone()).await?;
+    tracing::info!(
+        listen = %server.addr,
+        tls = config.tls_cert.is_some(),
+        public_url = %config.public_url(),
+        database = %config.database_url.masked(),
+        "ServerSan is serving"
+    );
+    server.run_until(web::shutdown_signal()).await;
+    storage.close().await;
+    tracing::info!("stopped");
+    Ok(())
 }
