@@ -125,7 +125,10 @@ impl Outcome {
     /// clock is the likely cause.
     pub fn unauthorized_advice(message: &str, clock_skew: Option<i64>) -> String {
         match clock_skew {
-            Some(skew) if skew.abs() >= TIMESTAMP_WINDOW_SECS - 2 || message.contains("timestamp") => {
+            Some(skew)
+                if skew.abs() >= TIMESTAMP_WINDOW_SECS - 2
+                    || message.to_ascii_lowercase().contains("timestamp") =>
+            {
                 let direction = if skew > 0 { "ahead of" } else { "behind" };
                 format!(
                     "the server refused the report's time: this host's clock is {} s {direction} \
@@ -432,8 +435,14 @@ mod tests {
         assert_eq!(clock_skew("yesterday", now), None);
         let advice = Outcome::unauthorized_advice("bad signature", Some(600));
         assert!(advice.contains("600 s ahead"), "{advice}");
-        let advice = Outcome::unauthorized_advice("unauthorized", Some(3));
+        let advice = Outcome::unauthorized_advice("unknown key or bad signature", Some(3));
         assert!(advice.contains("/reinstall"), "{advice}");
+        // The server's own wording for a refused timestamp.
+        let advice = Outcome::unauthorized_advice(
+            "X-Serversan-Timestamp is 200 seconds behind the server's clock (at most 300 allowed)",
+            Some(-200),
+        );
+        assert!(advice.contains("200 s behind"), "{advice}");
     }
 
     #[test]
