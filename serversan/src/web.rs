@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -33,6 +33,8 @@ use crate::config::Config;
 use crate::ingest::{self, IngestSettings, IngestState};
 use crate::install::{self, InstallSettings};
 use crate::storage::{self, Storage};
+
+mod tls;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +210,7 @@ impl Listener {
     /// Binds `config.listen` and loads the TLS certificate if one is set.
     pub async fn bind(config: &Config) -> Result<Self, WebError> {
         let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key, config.tls_reload_interval)?),
             _ => None,
         };
         let tcp = TcpListener::bind(config.listen)
@@ -227,41 +229,6 @@ impl Listener {
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
     }
-}
-
-fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, WebError> {
-    let read = |what: &'static str, path: &Path| {
-        std::fs::read(path).map_err(|source| WebError::TlsFile {
-            what,
-            path: path.to_owned(),
-            source,
-        })
-    };
-    let cert_pem = read("certificate", cert)?;
-    let key_pem = read("key", key)?;
-    let chain: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
-        .filter_map(Result::ok)
-        .collect();
-    if chain.is_empty() {
-        return Err(WebError::TlsEmpty {
-            what: "certificate",
-            path: cert.to_owned(),
-        });
-    }
-    let key_der = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .ok()
-        .flatten()
-        .ok_or_else(|| WebError::TlsEmpty {
-            what: "key",
-            path: key.to_owned(),
-        })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key_der)?;
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
 /// How connections are served.

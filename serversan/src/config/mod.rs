@@ -110,6 +110,8 @@ settings! {
     tls_cert: Option<PathBuf> = None,
     /// PEM private key for native HTTPS (with tls_cert).
     tls_key: Option<PathBuf> = None,
+    /// How often the TLS files are checked for a renewed certificate.
+    tls_reload_interval: Duration = Duration::from_secs(60),
     /// Directory of agent binaries served at /agent/<os>-<arch>.
     agent_dir: Option<PathBuf> = None,
     /// Telegram bot token; without it `serve` runs ingest alone.
@@ -301,6 +303,7 @@ impl Config {
             ("timestamp_skew", self.timestamp_skew),
             ("max_report_age", self.max_report_age),
             ("prune_interval", self.prune_interval),
+            ("tls_reload_interval", self.tls_reload_interval),
             ("unavailable_retry_after", self.unavailable_retry_after),
         ];
         for (key, value) in positive {
