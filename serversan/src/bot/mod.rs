@@ -19,7 +19,7 @@ pub mod telegram;
 
 pub use dispatch::Dispatcher;
 pub use expiry::{EXPIRY_LEASE, expire_pending_servers, run_pending_expiry};
-pub use runtime::{BotError, RunningBot, instance_name, start};
+pub use runtime::{BotError, RunningBot, start};
 pub use settings::{BotSettings, TelegramSettings, WebhookSettings};
 
 /// Who sent an update, as Telegram vouches for it.

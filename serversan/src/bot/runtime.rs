@@ -41,7 +41,7 @@ pub struct RunningBot {
 
 /// Starts the bot. Returns at once; Telegram being unreachable only delays
 /// the task, which retries with backoff. `holder` names this instance for
-/// the poller lease (unique per process, e.g. from [`instance_name`]).
+/// the poller lease (unique per process: [`crate::web::instance_id`]).
 pub fn start(
     storage: Storage,
     settings: BotSettings,
@@ -135,23 +135,4 @@ async fn introduce(client: &TelegramClient, dispatcher: &Dispatcher) -> Result<(
         tracing::warn!(error = %e, "setMyCommands failed; the command menu may be out of date");
     }
     Ok(())
-}
-
-/// A name for this process in leases: host name, process id and a random
-/// part (a restarted process with the same pid is another holder).
-pub fn instance_name() -> String {
-    // The lease column holds 128 ASCII characters.
-    let host: String = std::env::var("HOSTNAME")
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
-        .take(64)
-        .collect();
-    let host = if host.is_empty() {
-        "serversan".to_owned()
-    } else {
-        host
-    };
-    let random = getrandom::u32().unwrap_or(0);
-    format!("{host}-{}-{random:08x}", std::process::id())
 }

@@ -263,8 +263,9 @@ impl TelegramClient {
                 Err(SendError::Refused { code, description })
             }
             Err(Failure::Wait(d)) => {
+                // Waited out here; an error still, as nothing was confirmed.
                 tokio::time::sleep(d).await;
-                Ok(Vec::new())
+                Err(SendError::GaveUp("429 Too Many Requests".to_owned()))
             }
             Err(Failure::Transient(reason)) => Err(SendError::GaveUp(reason)),
         }

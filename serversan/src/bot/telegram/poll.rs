@@ -25,14 +25,19 @@ pub async fn poll<H: ChatHandler>(router: Arc<ChatRouter<H>>, stop: Cancellation
     let client = router.client().clone();
     let settings = client.settings().clone();
     let mut offset: i64 = 0;
+    // A getUpdates that Telegram answered confirmed every update below its
+    // offset; the last batch is confirmed only by the next call.
+    let mut confirmed: i64 = 0;
     let mut backoff = settings.backoff_initial;
     loop {
+        let sent = offset;
         let answer = tokio::select! {
             _ = stop.cancelled() => break,
-            r = client.get_updates(offset, settings.poll_timeout) => r,
+            r = client.get_updates(sent, settings.poll_timeout) => r,
         };
         match answer {
             Ok(updates) => {
+                confirmed = sent;
                 backoff = settings.backoff_initial;
                 for raw in updates {
                     if let Some(id) = update_id(&raw) {
@@ -53,7 +58,7 @@ pub async fn poll<H: ChatHandler>(router: Arc<ChatRouter<H>>, stop: Cancellation
             }
         }
     }
-    if offset > 0 {
+    if offset > confirmed {
         let confirm = client.get_updates(offset, Duration::ZERO);
         let _ = tokio::time::timeout(settings.request_timeout, confirm).await;
     }
