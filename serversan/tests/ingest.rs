@@ -22,6 +22,8 @@ on_both_backends!(
     health_and_metrics,
     failed_auth_is_limited_per_ip,
     deleted_and_rotated_codes_stop_at_once,
+    arrivals_are_capped_per_minute,
+    used_nonces_are_pruned_in_the_background,
 );
 
 /// A running server with one registered server (owner 1, "web1").
@@ -573,5 +575,47 @@ async fn deleted_and_rotated_codes_stop_at_once(backend: Backend) {
     let gone = renewed.send(&common::report(40)).await;
     assert_eq!(gone.status, 401, "{}", gone.body);
     assert_eq!(s.storage.count_all_reports().await.expect("count"), 0);
+    s.server.stop().await;
+}
+
+async fn arrivals_are_capped_per_minute(backend: Backend) {
+    let Some(s) = setup(backend, |c| c.max_reports_per_minute = 3).await else {
+        return;
+    };
+    for minutes_ago in [40, 30, 20] {
+        let reply = s.agent.send(&common::report(minutes_ago * 60)).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let before = snapshot(&s).await;
+    let capped = s.agent.send(&common::report(10 * 60)).await;
+    assert_eq!(capped.status, 429, "{}", capped.body);
+    let retry: u64 = capped
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("integer seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(snapshot(&s).await, before);
+    s.server.stop().await;
+}
+
+async fn used_nonces_are_pruned_in_the_background(backend: Backend) {
+    let Some(s) = setup(backend, |c| {
+        c.timestamp_skew = Duration::from_secs(1);
+        c.prune_interval = Duration::from_millis(200);
+    })
+    .await
+    else {
+        return;
+    };
+    assert_eq!(s.agent.send(&common::report(0)).await.status, 200);
+    assert_eq!(s.storage.count_nonces().await.expect("count"), 1);
+    // The nonce is kept while its timestamp could still be accepted, then
+    // forgotten by the pruner.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.storage.count_nonces().await.expect("count") > 0 {
+        assert!(std::time::Instant::now() < deadline, "nonce never pruned");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     s.server.stop().await;
 }
