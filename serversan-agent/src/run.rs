@@ -12,7 +12,7 @@ use crate::auth::{AuthFileError, load_auth_code};
 use crate::collect::{Collector, unix_now};
 use crate::config::{Config, ConfigError};
 use crate::send::{HttpOptions, Outcome, Sender, ServerUrl, SetupError};
-use crate::spool::Spool;
+use crate::spool::{Spool, SpoolEntry};
 use crate::state::DeliveryState;
 
 /// Name of the spool directory inside the state directory.
@@ -130,11 +130,21 @@ pub fn report_once(config: &Config, log: Log) -> Result<RunSummary, RunError> {
 
     let now = unix_now();
     let retry_secs = i64::try_from(config.auth_retry.as_secs()).unwrap_or(i64::MAX);
-    let mut summary = RunSummary::default();
-    let mut stop = if let Some(until) = state.auth_backoff_until(code.key_id(), retry_secs)
+    let mut delivery = Delivery {
+        spool: &spool,
+        sender: &sender,
+        code: &code,
+        state: &mut state,
+        summary: RunSummary::default(),
+        throttled: Vec::new(),
+        last_was_throttled: false,
+        log,
+    };
+    let mut stop = if let Some(until) = delivery.state.auth_backoff_until(code.key_id(), retry_secs)
         && now < until
     {
-        let advice = state
+        let advice = delivery
+            .state
             .auth_refused
             .as_ref()
             .map(|r| r.advice.clone())
@@ -143,16 +153,18 @@ pub fn report_once(config: &Config, log: Log) -> Result<RunSummary, RunError> {
             "{advice} (refused repeatedly; next attempt in {} min)",
             (until - now + 59) / 60
         )))
-    } else if state.retry_not_before > now
-        && state.retry_not_before <= now + MAX_RETRY_AFTER_SECS as i64
+    } else if delivery.state.retry_not_before > now
+        && delivery.state.retry_not_before <= now + MAX_RETRY_AFTER_SECS as i64
     {
         Some(Stop::Retry {
             reason: "the server asked to wait".into(),
             throttled: true,
-            retry_after: Some(Duration::from_secs((state.retry_not_before - now) as u64)),
+            retry_after: Some(Duration::from_secs(
+                (delivery.state.retry_not_before - now) as u64,
+            )),
         })
     } else {
-        flush(&spool, &sender, &code, &mut state, &mut summary, log)
+        delivery.flush()
     };
 
     let report = collector.collect();
@@ -164,24 +176,21 @@ pub fn report_once(config: &Config, log: Log) -> Result<RunSummary, RunError> {
     }
     if stop.is_none() {
         let body = serde_json::to_vec(&report).unwrap_or_default();
-        match sender.send(&code, &body) {
-            Outcome::Accepted { clock_skew } => {
-                summary.delivered += 1;
-                state.auth_refused = None;
-                warn_skew(clock_skew, log);
-            }
-            Outcome::Refused { status, message } => {
+        match delivery.send_fresh(&body) {
+            Ok(None) => {
+                let mut summary = delivery.summary;
+                summary.queued = spool.entries().map(|e| e.len()).unwrap_or(0);
                 save_state(&state, &loaded_state, dir, log);
-                return Err(RunError::Refused { status, message });
+                return Ok(summary);
             }
-            other => stop = Some(stop_for(other, &code, &mut state)),
-        }
-        if stop.is_none() {
-            summary.queued = spool.entries().map(|e| e.len()).unwrap_or(0);
-            save_state(&state, &loaded_state, dir, log);
-            return Ok(summary);
+            Ok(Some(s)) => stop = Some(s),
+            Err(refused) => {
+                save_state(&state, &loaded_state, dir, log);
+                return Err(refused);
+            }
         }
     }
+    let mut summary = delivery.summary;
     spool_report(&spool, &report, &mut summary, log).map_err(state_err)?;
     summary.queued = spool.entries().map(|e| e.len()).unwrap_or(0);
     save_state(&state, &loaded_state, dir, log);
@@ -206,73 +215,123 @@ pub fn report_once(config: &Config, log: Log) -> Result<RunSummary, RunError> {
     }
 }
 
-/// Sends the spooled reports oldest first, each signed afresh. Stops at the
-/// first answer that says "not now"; drops reports refused for good.
-fn flush(
-    spool: &Spool,
-    sender: &Sender,
-    code: &AuthCode,
-    state: &mut DeliveryState,
-    summary: &mut RunSummary,
-    log: Log,
-) -> Option<Stop> {
-    let entries = match spool.entries() {
-        Ok(e) => e,
-        Err(e) => {
-            log(&format!(
-                "cannot list the spool {}: {e}",
-                spool.dir().display()
-            ));
-            return None;
-        }
-    };
-    for (i, entry) in entries.iter().enumerate() {
-        let body = match spool.read(entry) {
-            Ok(b) => b,
+/// One run's deliveries: the spool oldest first, then the fresh report.
+struct Delivery<'a> {
+    spool: &'a Spool,
+    sender: &'a Sender,
+    code: &'a AuthCode,
+    state: &'a mut DeliveryState,
+    summary: RunSummary,
+    /// Spooled reports answered 429 in this run.
+    throttled: Vec<SpoolEntry>,
+    /// Whether the latest answer was 429: a second one in a row stops the
+    /// run (the server is throttling, not refusing one report).
+    last_was_throttled: bool,
+    log: Log<'a>,
+}
+
+impl Delivery<'_> {
+    /// Sends the spooled reports, each signed afresh. Stops at the first
+    /// answer that says "not now"; drops reports refused for good.
+    fn flush(&mut self) -> Option<Stop> {
+        let entries = match self.spool.entries() {
+            Ok(e) => e,
             Err(e) => {
-                log(&format!(
-                    "dropping unreadable spooled report {}: {e}",
-                    entry.name()
+                (self.log)(&format!(
+                    "cannot list the spool {}: {e}",
+                    self.spool.dir().display()
                 ));
-                let _ = spool.remove(entry);
-                summary.dropped += 1;
-                continue;
-            }
-        };
-        match sender.send(code, &body) {
-            Outcome::Accepted { clock_skew } => {
-                let _ = spool.remove(entry);
-                summary.delivered += 1;
-                state.auth_refused = None;
-                state.head_throttled = None;
-                warn_skew(clock_skew, log);
-            }
-            Outcome::Refused { status, message } => {
-                log(&format!(
-                    "dropped the spooled report collected at {}: the server refused it ({status}): {message}",
-                    entry.collected_at
-                ));
-                let _ = spool.remove(entry);
-                summary.dropped += 1;
-            }
-            Outcome::RetryLater {
-                status: Some(429), ..
-            } if i == 0 && state.record_head_throttle(&entry.name()) => {
-                log(&format!(
-                    "dropped the spooled report collected at {}: the server called it too \
-                     frequent {} runs in a row, so it already holds a report of that time",
-                    entry.collected_at,
-                    crate::state::MAX_HEAD_THROTTLES
-                ));
-                let _ = spool.remove(entry);
-                state.head_throttled = None;
-                summary.dropped += 1;
                 return None;
             }
-            other => return Some(stop_for(other, code, state)),
+        };
+        for entry in entries {
+            let body = match self.spool.read(&entry) {
+                Ok(b) => b,
+                Err(e) => {
+                    (self.log)(&format!(
+                        "dropping unreadable spooled report {}: {e}",
+                        entry.name()
+                    ));
+                    self.drop_entry(&entry);
+                    continue;
+                }
+            };
+            match self.sender.send(self.code, &body) {
+                Outcome::Accepted { clock_skew } => {
+                    let _ = self.spool.remove(&entry);
+                    self.accepted(clock_skew);
+                }
+                Outcome::Refused { status, message } => {
+                    (self.log)(&format!(
+                        "dropped the spooled report collected at {}: the server refused it \
+                         ({status}): {message}",
+                        entry.collected_at
+                    ));
+                    self.drop_entry(&entry);
+                    self.last_was_throttled = false;
+                }
+                outcome @ Outcome::RetryLater {
+                    status: Some(429), ..
+                } if !self.last_was_throttled => {
+                    // "Too frequent" may concern this report alone (collected
+                    // too soon after one the server holds): try the next.
+                    self.throttle(outcome);
+                    self.throttled.push(entry);
+                }
+                other => return Some(stop_for(other, self.code, self.state)),
+            }
+        }
+        None
+    }
+
+    /// Sends the fresh report; `Err` when it is refused for good.
+    fn send_fresh(&mut self, body: &[u8]) -> Result<Option<Stop>, RunError> {
+        match self.sender.send(self.code, body) {
+            Outcome::Accepted { clock_skew } => {
+                self.accepted(clock_skew);
+                Ok(None)
+            }
+            Outcome::Refused { status, message } => Err(RunError::Refused { status, message }),
+            other => Ok(Some(stop_for(other, self.code, self.state))),
         }
     }
-    None
+
+    fn accepted(&mut self, clock_skew: Option<i64>) {
+        self.summary.delivered += 1;
+        self.state.auth_refused = None;
+        self.state.retry_not_before = 0;
+        self.last_was_throttled = false;
+        warn_skew(clock_skew, self.log);
+        // The server now holds a later report, and collection times must
+        // increase: the throttled ones before it can never be stored.
+        for entry in std::mem::take(&mut self.throttled) {
+            (self.log)(&format!(
+                "dropped the spooled report collected at {}: the server called it too frequent \
+                 and has since stored a later one",
+                entry.collected_at
+            ));
+            self.drop_entry(&entry);
+        }
+    }
+
+    /// Notes a 429 without stopping, honouring its `Retry-After` for the
+    /// next run.
+    fn throttle(&mut self, outcome: Outcome) {
+        self.last_was_throttled = true;
+        if let Outcome::RetryLater {
+            retry_after: Some(d),
+            ..
+        } = outcome
+        {
+            let secs = d.as_secs().min(MAX_RETRY_AFTER_SECS);
+            self.state.retry_not_before = unix_now() + secs as i64;
+        }
+    }
+
+    fn drop_entry(&mut self, entry: &SpoolEntry) {
+        let _ = self.spool.remove(entry);
+        self.summary.dropped += 1;
+    }
 }
 
 /// Turns a "not now" outcome into the reason to stop, updating the state.

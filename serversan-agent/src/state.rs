@@ -8,12 +8,6 @@ use serde::{Deserialize, Serialize};
 /// File name inside the state directory.
 pub const DELIVERY_FILE: &str = "delivery.json";
 
-/// Consecutive 429s the head of the spool may get before it is dropped. A
-/// report the server keeps calling "too frequent" across runs that honoured
-/// its `Retry-After` is one it already holds (an answer lost on the way
-/// back), and must not block every later report.
-pub const MAX_HEAD_THROTTLES: u32 = 3;
-
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryState {
     /// Unix time before which the server asked not to be sent to.
@@ -22,9 +16,6 @@ pub struct DeliveryState {
     /// Consecutive 401s for one key.
     #[serde(default)]
     pub auth_refused: Option<AuthRefusal>,
-    /// The spool entry at the head that got 429, and how many times.
-    #[serde(default)]
-    pub head_throttled: Option<(String, u32)>,
     /// The plain-HTTP URL already warned about.
     #[serde(default)]
     pub warned_insecure_url: Option<String>,
@@ -81,17 +72,6 @@ impl DeliveryState {
             advice: advice.to_owned(),
         });
     }
-
-    /// Counts a 429 for the spool entry `name`; true when it has now been
-    /// throttled [`MAX_HEAD_THROTTLES`] times in a row.
-    pub fn record_head_throttle(&mut self, name: &str) -> bool {
-        let count = match &self.head_throttled {
-            Some((n, c)) if n == name => c.saturating_add(1),
-            _ => 1,
-        };
-        self.head_throttled = Some((name.to_owned(), count));
-        count >= MAX_HEAD_THROTTLES
-    }
 }
 
 #[cfg(test)]
@@ -110,16 +90,6 @@ mod tests {
             None,
             "a new key tries at once"
         );
-    }
-
-    #[test]
-    fn head_throttle_counts_one_entry() {
-        let mut s = DeliveryState::default();
-        assert!(!s.record_head_throttle("a"));
-        assert!(!s.record_head_throttle("a"));
-        assert!(!s.record_head_throttle("b"));
-        assert!(!s.record_head_throttle("b"));
-        assert!(s.record_head_throttle("b"));
     }
 
     #[test]

@@ -426,3 +426,45 @@ fn a_redirect_is_not_followed_and_is_named() {
     assert_eq!(server.received().len(), 1, "not followed");
     assert_eq!(host.spooled().len(), 1);
 }
+
+#[test]
+fn a_report_too_frequent_for_good_gives_way_to_the_next() {
+    let (host, server) = host_and_server();
+    server.always(503);
+    host.agent(&["report"]);
+    assert_eq!(host.spooled().len(), 1);
+    // The spooled report is "too frequent" (collected too soon after one
+    // the server holds); the fresh one is fine: it is stored and the
+    // spooled one, which can never be stored now, is dropped.
+    server.always(200);
+    server.then(&[429]);
+    let out = host.agent(&["report"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("too frequent"), "{}", stderr(&out));
+    assert_eq!(server.stored().len(), 1);
+    assert!(host.spooled().is_empty());
+}
+
+#[test]
+fn two_too_frequent_answers_in_a_row_stop_the_run() {
+    let (host, server) = host_and_server();
+    server.always(503);
+    for _ in 0..3 {
+        host.agent(&["report"]);
+    }
+    assert_eq!(host.spooled().len(), 3);
+    let before = server.received().len();
+    server.always(429);
+    let out = host.agent(&["report"]);
+    assert!(
+        out.status.success(),
+        "429 is not a failure: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        server.received().len() - before,
+        2,
+        "stopped after two 429s"
+    );
+    assert_eq!(host.spooled().len(), 4, "everything kept, in order");
+}
