@@ -73,6 +73,8 @@ pub fn app(config: &Config, storage: Storage) -> Router {
         .merge(ingest)
         .merge(install);
     if config.metrics {
+        // Installed now, so counts start with the first request.
+        prometheus();
         router = router.route("/metrics", get(render_metrics));
     }
     router
@@ -166,10 +168,11 @@ async fn healthz(State(h): State<HealthState>) -> Response {
     }
 }
 
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn prometheus() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
+    PROMETHEUS.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Full("serversan_ingest_duration_seconds".into()),
@@ -387,7 +390,9 @@ pub async fn run_pruner(storage: Storage, interval: Duration, mut stop: watch::R
             _ = ticker.tick() => {}
             _ = stop.changed() => break,
         }
-        prometheus().run_upkeep();
+        if let Some(metrics) = PROMETHEUS.get() {
+            metrics.run_upkeep();
+        }
         let now = storage::unix_now();
         match storage
             .try_lease(PRUNE_LEASE, &holder, now, interval * 3)

@@ -288,7 +288,11 @@ async fn accept(state: &IngestState, ip: IpAddr, request: Request) -> Result<i64
         server_id: key.server_id,
         report: &report,
         nonce: signed.nonce,
-        nonce_expires_at: signed.timestamp.saturating_add(s.timestamp_skew_secs),
+        // Kept for twice the window: an instance whose clock is behind the
+        // pruning one (by up to the skew) still recognizes a replay.
+        nonce_expires_at: signed
+            .timestamp
+            .saturating_add(s.timestamp_skew_secs.saturating_mul(2)),
         received_at: now,
         min_interval_secs: s.min_interval_secs,
         max_per_minute: s.max_reports_per_minute,
