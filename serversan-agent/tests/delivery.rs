@@ -468,3 +468,30 @@ fn two_too_frequent_answers_in_a_row_stop_the_run() {
     );
     assert_eq!(host.spooled().len(), 4, "everything kept, in order");
 }
+
+#[test]
+fn a_server_that_never_answers_is_cut_at_the_timeout() {
+    // Accepts connections and reads, but never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut host = Host::new(&format!("http://{}", listener.local_addr().expect("addr")));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    host.set("SERVERSAN_TIMEOUT_SECS", "1");
+    let started = std::time::Instant::now();
+    let out = host.agent(&["report"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "cut by the timeout"
+    );
+    assert!(
+        stderr(&out).to_lowercase().contains("timeout"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(host.spooled().len(), 1);
+}
