@@ -20,6 +20,9 @@ mod windows;
 #[cfg(windows)]
 use windows as platform;
 
+#[cfg(not(any(target_os = "linux", windows)))]
+compile_error!("serversan-agent collects figures on Linux and Windows only");
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -90,7 +93,7 @@ impl Collector {
         self
     }
 
-    /// Collects a report at `now` (unix seconds). Never fails: a figure the
+    /// Collects a report of this moment. Never fails: a figure the
     /// host does not expose is left out or zero, so one unreadable file cannot
     /// cost the whole report.
     pub fn collect(&mut self) -> Report {
