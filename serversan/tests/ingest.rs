@@ -185,6 +185,7 @@ async fn refusals_change_nothing(backend: Backend) {
         bad_sig.body, unknown.body,
         "unknown key and bad signature look the same"
     );
+    assert_eq!(unknown.json()["reason"], "unauthorized");
     assert_eq!(
         bad_sig.header("content-type"),
         unknown.header("content-type")
@@ -397,6 +398,7 @@ async fn too_frequent_reports_get_retry_after(backend: Backend) {
     let reply = s.agent.send(&soon).await;
     assert_eq!(reply.status, 429, "{}", reply.body);
     assert_eq!(reply.header("retry-after"), Some("7"));
+    assert_eq!(reply.json()["reason"], "too_soon");
     assert_eq!(
         snapshot(&s).await,
         before,
@@ -589,6 +591,7 @@ async fn arrivals_are_capped_per_minute(backend: Backend) {
     let before = snapshot(&s).await;
     let capped = s.agent.send(&common::report(10 * 60)).await;
     assert_eq!(capped.status, 429, "{}", capped.body);
+    assert_eq!(capped.json()["reason"], "rate_capped");
     let retry: u64 = capped
         .header("retry-after")
         .expect("Retry-After")

@@ -64,7 +64,8 @@ impl Refusal {
         }
     }
 
-    /// Label of the `serversan_reports_total{outcome=…}` metric.
+    /// Stable code of the refusal: the `reason` member of the answer and the
+    /// label of the `serversan_reports_total{outcome=…}` metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
             Refusal::TooLarge { .. } => "too_large",
@@ -154,9 +155,15 @@ impl Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
+        // `reason` is a stable machine-readable code (an agent can tell a
+        // report that will never be accepted, `too_soon`, from a full
+        // minute, `rate_capped`); `error` is for people.
+        let reason = self.metric_label();
         let body = match &self {
-            Refusal::Invalid(e) => json!({ "error": self.message(), "field": e.field }),
-            _ => json!({ "error": self.message() }),
+            Refusal::Invalid(e) => {
+                json!({ "error": self.message(), "reason": reason, "field": e.field })
+            }
+            _ => json!({ "error": self.message(), "reason": reason }),
         };
         let mut response = (self.status(), Json(body)).into_response();
         if let Some(secs) = self.retry_after() {
