@@ -132,10 +132,28 @@ ensure_ps1_parser() {
   export SERVERSAN_TEST_PYTHON
 }
 
+# The Windows agent is cross-built here and run under Wine.
+ensure_windows_toolchain() {
+  local missing=()
+  command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || missing+=(gcc-mingw-w64-x86-64)
+  command -v wine >/dev/null 2>&1 || missing+=(wine)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]} for the Windows agent check"
+    apt_install "${missing[@]}"
+  fi
+  if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu; then
+    rustup target add x86_64-pc-windows-gnu
+  fi
+}
+
 ensure_tools
+ensure_windows_toolchain
 ensure_ps1_parser
 ensure_mariadb
 export SERVERSAN_TEST_MYSQL_URL="$url"
 
 log "MariaDB answers at $db_host:$db_port; running cargo test"
 cargo test --workspace "$@"
+
+log "cross-building the agent for Windows and running it under Wine"
+SERVERSAN_REQUIRE_WINDOWS=1 bash serversan-agent/tests/windows.sh
