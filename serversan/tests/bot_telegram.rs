@@ -233,6 +233,42 @@ async fn from_start_to_stat_and_delete(backend: Backend) {
     );
     assert_eq!(h.double.messages(alice.id).len(), count, "no new message");
 
+    // A press on a message the bot cannot edit (here the user's own) gets
+    // its answer as a new message.
+    let server = h
+        .storage
+        .find_server(alice.id, "server-1")
+        .await
+        .expect("find")
+        .expect("server");
+    let before = h.double.messages(alice.id).len();
+    let mine = h.double.send_text(&alice, "hello");
+    let hello = h
+        .double
+        .wait_for_message_count(alice.id, before + 1)
+        .await
+        .expect("reply")[before]
+        .clone();
+    let press = h
+        .double
+        .press_button(
+            &alice,
+            alice.id,
+            mine.message_id,
+            &format!("st:{}", server.id),
+        )
+        .expect("press");
+    h.double
+        .wait_for_callback_answer(&press.query_id)
+        .await
+        .expect("answered");
+    let fresh = h
+        .double
+        .wait_for_message(alice.id, |m| m.message_id > hello.message_id)
+        .await
+        .expect("a new message");
+    assert!(fresh.text.contains("Processes 4242"), "{}", fresh.text);
+
     // Delete asks first, then deletes; the agent is refused at once.
     let asked = h.click(&alice, &refreshed, "Delete").await;
     assert!(asked.text.contains("Delete server-1?"), "{}", asked.text);

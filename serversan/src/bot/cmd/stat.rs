@@ -61,16 +61,21 @@ async fn view(cx: &Context<'_>, server: &Server) -> Result<Reply, CommandError> 
         Button::new("Delete", Callback::Delete { server: server.id }),
     ]];
     let rows = cx.storage.last_two_reports(server.id).await?;
-    let text = match rows.first() {
-        None => waiting(server),
+    // One block per line: a status too long for one message (many
+    // filesystems with long escaped names) splits between lines.
+    let blocks = match rows.first() {
+        None => vec![waiting(server)],
         Some(latest) => {
             let report = latest.report()?;
-            let mut text = heading(cx, server, latest);
-            text.push_str(&details(&report, &rows));
-            text
+            let mut blocks = vec![heading(cx, server, latest)];
+            blocks.extend(details(&report, &rows));
+            blocks
         }
     };
-    Ok(Reply::html(text).with_keyboard(buttons))
+    Ok(Reply {
+        blocks,
+        keyboard: buttons,
+    })
 }
 
 fn waiting(server: &Server) -> String {
@@ -98,14 +103,11 @@ fn heading(cx: &Context<'_>, server: &Server, latest: &ReportRow) -> String {
 }
 
 /// Everything the report says, one topic per line.
-fn details(r: &Report, rows: &[ReportRow]) -> String {
-    let mut out = String::new();
-    let mut line = |s: String| {
-        out.push_str(&s);
-        out.push('\n');
-    };
+fn details(r: &Report, rows: &[ReportRow]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = |s: String| out.push(s);
     line(format!(
-        "\n<b>Host</b> {}",
+        "<b>Host</b> {}",
         format::text(&r.hostname, NAME_CHARS)
     ));
     line(format!(

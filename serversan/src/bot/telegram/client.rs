@@ -49,6 +49,13 @@ impl SendError {
         }
     }
 
+    /// The message to edit is too old or gone.
+    fn not_editable(&self) -> bool {
+        matches!(self, SendError::Refused { code: 400, description }
+            if description.contains("message can't be edited")
+                || description.contains("message to edit not found"))
+    }
+
     fn not_modified(&self) -> bool {
         matches!(self, SendError::Refused { description, .. } if description.contains("message is not modified"))
     }
@@ -337,6 +344,11 @@ impl TelegramClient {
                         match edited {
                             Ok(()) if !rest.is_empty() => {
                                 self.send_parts(chat, &rest, &Vec::new()).await
+                            }
+                            // Too old to edit (48 h) or deleted by the
+                            // user: the answer comes as a new message.
+                            Err(e) if e.not_editable() => {
+                                self.send_parts(chat, &reply.blocks, &reply.keyboard).await
                             }
                             other => other,
                         }
