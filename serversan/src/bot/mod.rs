@@ -3,6 +3,13 @@
 //! Handlers take a [`Sender`] and an [`Input`] and return [`reply::Output`]s;
 //! they never know whether Telegram ([`telegram`]) or the demo's console
 //! carries the conversation.
+//!
+//! - [`cmd`]: one file per command, and the enum that dispatches them;
+//! - [`Dispatcher`]: the [`ChatHandler`] of every front end (rate limit,
+//!   group chats, registration, roles, then the command);
+//! - [`start`]: the bot inside `serve` (long polling under a lease, or a
+//!   webhook), configured by [`BotSettings`];
+//! - [`run_pending_expiry`]: removes servers whose code was never used.
 
 pub mod args;
 pub mod callback;
