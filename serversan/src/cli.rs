@@ -35,6 +35,15 @@ pub enum Command {
     /// Manage monitored servers without Telegram
     #[command(subcommand)]
     Server(ServerCommand),
+    /// Try ServerSan here: server, an agent reporting this machine, and a console chat
+    Demo {
+        /// Directory for the demo's database and saved charts
+        #[arg(long, value_name = "DIR", default_value = crate::demo::default_dir().as_os_str())]
+        dir: PathBuf,
+        /// Seconds between the in-process agent's reports
+        #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
+    },
 }
 
 impl Command {
@@ -49,6 +58,13 @@ impl Command {
                 Ok(())
             }
             Command::Server(cmd) => admin::run(cmd, &config, &mut std::io::stdout().lock()).await,
+            Command::Demo { dir, interval } => {
+                let options = crate::demo::DemoOptions {
+                    dir,
+                    interval: std::time::Duration::from_secs(interval),
+                };
+                crate::demo::run(config, options).await
+            }
         }
     }
 }

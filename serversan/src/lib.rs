@@ -1,5 +1,5 @@
 //! The ServerSan server: one process that ingests signed reports, stores
-//! them, and (later) runs the Telegram bot, alerts and charts.
+//! them, and runs the Telegram bot, alerts and charts.
 //!
 //! Each module owns one job and its SQL; `main.rs` only parses arguments and
 //! calls [`cli::run`].
@@ -9,6 +9,7 @@ pub mod bot;
 pub mod charts;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod ingest;
 pub mod install;
 pub mod storage;
