@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::time::Duration;
 
 use serversan::config::{Config, DatabaseUrl, SettingValue};
