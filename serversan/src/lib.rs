@@ -10,6 +10,7 @@ pub mod charts;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod history;
 pub mod ingest;
 pub mod install;
 pub mod storage;

@@ -142,6 +142,14 @@ settings! {
     trusted_proxies: NetList = NetList::default(),
     /// How often expired nonces and deleted servers' reports are pruned.
     prune_interval: Duration = Duration::from_secs(60),
+    /// How long raw reports are kept for charts (0 keeps them forever).
+    history_raw_retention: Duration = Duration::from_secs(30 * 86_400),
+    /// How long 10-minute and hourly chart rollups are kept (0 keeps them forever).
+    history_rollup_retention: Duration = Duration::from_secs(365 * 86_400),
+    /// How often chart rollups are brought up to date and old history pruned.
+    history_interval: Duration = Duration::from_secs(60),
+    /// Rows the history job reads or deletes per statement.
+    history_batch: u32 = 1000,
     /// Retry-After sent with 503 when storage is unavailable.
     unavailable_retry_after: Duration = Duration::from_secs(30),
     /// How long shutdown waits for requests in flight.
@@ -303,6 +311,7 @@ impl Config {
             ("timestamp_skew", self.timestamp_skew),
             ("max_report_age", self.max_report_age),
             ("prune_interval", self.prune_interval),
+            ("history_interval", self.history_interval),
             ("tls_reload_interval", self.tls_reload_interval),
             ("unavailable_retry_after", self.unavailable_retry_after),
         ];
@@ -325,6 +334,9 @@ impl Config {
                 "max_reports_per_minute",
                 "must be at least 1".into(),
             ));
+        }
+        if self.history_batch == 0 {
+            return Err(invalid("history_batch", "must be at least 1".into()));
         }
         if self.log.is_empty() {
             return Err(invalid("log", "must not be empty (try info)".into()));

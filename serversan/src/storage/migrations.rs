@@ -15,17 +15,31 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 /// `(version, description, SQL)` of each migration.
 type Source = (i64, &'static str, &'static str);
 
-const SQLITE: &[Source] = &[(
-    1,
-    "core",
-    include_str!("../../migrations/sqlite/0001_core.sql"),
-)];
+const SQLITE: &[Source] = &[
+    (
+        1,
+        "core",
+        include_str!("../../migrations/sqlite/0001_core.sql"),
+    ),
+    (
+        60,
+        "history",
+        include_str!("../../migrations/sqlite/0060_history.sql"),
+    ),
+];
 
-const MYSQL: &[Source] = &[(
-    1,
-    "core",
-    include_str!("../../migrations/mysql/0001_core.sql"),
-)];
+const MYSQL: &[Source] = &[
+    (
+        1,
+        "core",
+        include_str!("../../migrations/mysql/0001_core.sql"),
+    ),
+    (
+        60,
+        "history",
+        include_str!("../../migrations/mysql/0060_history.sql"),
+    ),
+];
 
 fn migrator(sources: &[Source]) -> Migrator {
     Migrator::with_migrations(

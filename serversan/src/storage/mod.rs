@@ -7,7 +7,7 @@
 //! they lose a conflict (deadlock 1213, which is also how Galera reports a
 //! conflict between nodes).
 
-mod db;
+pub(crate) mod db;
 mod leases;
 mod migrations;
 mod nonces;
@@ -135,6 +135,12 @@ impl Storage {
     /// Which backend this is.
     pub fn kind(&self) -> DatabaseKind {
         self.db.kind()
+    }
+
+    /// The pool, for the modules that own their own tables' SQL (history,
+    /// alerts) through `with_pool!`.
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Applies pending migrations. Safe to run on every start and from

@@ -149,7 +149,7 @@ pub(super) const PACING: &str = "SELECT last_collected_at, window_start FROM ser
 /// deleted. Each has a `server_id` column (and, on SQLite, a rowid). Later
 /// features that store per-server rows add their table here. (Used nonces
 /// need no purge: they expire within minutes.)
-const PURGED_TABLES: &[&str] = &["reports"];
+const PURGED_TABLES: &[&str] = &["reports", "history_rollups"];
 
 /// Rows deleted per statement while purging, to keep transactions short.
 const PURGE_BATCH: u64 = 5000;

@@ -1,0 +1,223 @@
+//! Retention on SQLite and on a real MariaDB: only history older than its
+//! setting goes, in whole hours, never raw reports that are not rolled up
+//! yet; `0` keeps everything; deleting a server deletes its history.
+
+mod common;
+mod history_support;
+
+use std::time::Duration;
+
+use common::Backend;
+use history_support::*;
+use serversan::charts::Period;
+use serversan::history::{self, HistorySettings, Resolution};
+use serversan_protocol::Report;
+
+on_both_backends!(
+    retention_removes_only_what_is_old,
+    zero_keeps_everything,
+    reports_wait_for_their_rollups,
+    deleting_a_server_deletes_its_history,
+);
+
+const DAY: i64 = 86_400;
+
+/// Five days of one report every 20 minutes.
+async fn five_days(f: &Fixture) -> Vec<Report> {
+    store_series(
+        &f.storage,
+        f.server.id,
+        &mut Host::default(),
+        times(T0 + 17, 1200, 5 * 72),
+    )
+    .await
+}
+
+async fn collected_times(f: &Fixture, server_id: i64) -> Vec<i64> {
+    let mut t: Vec<i64> = f
+        .storage
+        .recent_reports(server_id, 100_000)
+        .await
+        .expect("reports")
+        .iter()
+        .map(|r| r.collected_at)
+        .collect();
+    t.sort();
+    t
+}
+
+async fn bucket_starts(f: &Fixture, server_id: i64, resolution: Resolution) -> Vec<i64> {
+    stored_rollups(&f.storage, server_id, resolution)
+        .await
+        .iter()
+        .map(|b| b.start)
+        .collect()
+}
+
+/// Runs the job until it has nothing left to do.
+async fn maintain_fully(f: &Fixture, s: &HistorySettings, now: i64) {
+    for _ in 0..50 {
+        if !history::maintain(&f.storage, s, now)
+            .await
+            .expect("maintain")
+            .more()
+        {
+            return;
+        }
+    }
+    panic!("the job never caught up");
+}
+
+async fn retention_removes_only_what_is_old(backend: Backend) {
+    let Some(f) = Fixture::new(backend).await else {
+        return;
+    };
+    let reports = five_days(&f).await;
+    let s = HistorySettings {
+        raw_retention: Duration::from_secs(2 * DAY as u64),
+        rollup_retention: Duration::from_secs(3 * DAY as u64),
+        // Small batches: pruning takes several statements.
+        batch: 25,
+        ..settings()
+    };
+    // Half past noon on day 5: raw reports from before noon on day 3 go,
+    // rollups of buckets from before noon on day 2.
+    let now = T0 + 4 * DAY + 12 * 3600 + 1800;
+    let all: Vec<i64> = reports.iter().map(|r| r.collected_at).collect();
+    maintain_fully(&f, &s, now).await;
+
+    let raw_cutoff = T0 + 2 * DAY + 12 * 3600;
+    let kept: Vec<i64> = all.iter().copied().filter(|t| *t >= raw_cutoff).collect();
+    assert!(kept.len() < all.len() && !kept.is_empty());
+    assert_eq!(collected_times(&f, f.server.id).await, kept);
+
+    let rollup_cutoff = T0 + DAY + 12 * 3600;
+    for resolution in Resolution::ALL {
+        let width = resolution.seconds();
+        let mut want: Vec<i64> = all
+            .iter()
+            .map(|t| t.div_euclid(width) * width)
+            // Buckets from before the cutoff are gone; those not ended
+            // yet are not rolled up yet.
+            .filter(|b| *b >= rollup_cutoff && *b + width < now)
+            .collect();
+        want.dedup();
+        assert_eq!(
+            bucket_starts(&f, f.server.id, resolution).await,
+            want,
+            "{resolution:?}"
+        );
+    }
+
+    // The month chart still shows the pruned days, from the rollups.
+    let chart = history::chart_history(&f.storage, f.server.id, Period::D30, now)
+        .await
+        .expect("chart");
+    assert_eq!(chart.cpu.first().map(|p| p.at), Some(rollup_cutoff));
+    assert!(chart.cpu.iter().all(|p| p.avg.is_some()));
+}
+
+async fn zero_keeps_everything(backend: Backend) {
+    let Some(f) = Fixture::new(backend).await else {
+        return;
+    };
+    let reports = five_days(&f).await;
+    let s = HistorySettings {
+        raw_retention: Duration::ZERO,
+        rollup_retention: Duration::ZERO,
+        ..settings()
+    };
+    let now = T0 + 400 * DAY;
+    maintain_fully(&f, &s, now).await;
+    assert_eq!(collected_times(&f, f.server.id).await.len(), reports.len());
+    assert_eq!(
+        bucket_starts(&f, f.server.id, Resolution::Hour).await.len(),
+        5 * 24
+    );
+    assert_eq!(
+        bucket_starts(&f, f.server.id, Resolution::TenMinutes)
+            .await
+            .len(),
+        reports.len()
+    );
+}
+
+async fn reports_wait_for_their_rollups(backend: Backend) {
+    let Some(f) = Fixture::new(backend).await else {
+        return;
+    };
+    let reports = five_days(&f).await;
+    let s = HistorySettings {
+        raw_retention: Duration::from_secs(DAY as u64),
+        ..settings()
+    };
+    let now = T0 + 30 * DAY;
+    // Pruning before the job has rolled anything up deletes nothing…
+    let pass = history::prune(&f.storage, &s, now, 100)
+        .await
+        .expect("prune");
+    assert_eq!(pass.reports, 0);
+    assert_eq!(collected_times(&f, f.server.id).await.len(), reports.len());
+    // …and once it has, the rollups hold what the reports said.
+    maintain_fully(&f, &s, now).await;
+    assert!(collected_times(&f, f.server.id).await.is_empty());
+    let naive = naive_buckets(&expected(&reports), 3600);
+    let stored = stored_rollups(&f.storage, f.server.id, Resolution::Hour).await;
+    assert_rollups("hourly", &stored, &naive);
+}
+
+async fn deleting_a_server_deletes_its_history(backend: Backend) {
+    let Some(f) = Fixture::new(backend).await else {
+        return;
+    };
+    let other = add_server(&f.storage, OWNER + 1, "keep").await;
+    let mut host = Host::default();
+    store_series(&f.storage, f.server.id, &mut host, times(T0 + 17, 600, 30)).await;
+    store_series(
+        &f.storage,
+        other.id,
+        &mut Host::default(),
+        times(T0 + 29, 600, 30),
+    )
+    .await;
+    maintain_fully(&f, &settings(), T0 + DAY).await;
+    assert!(
+        !bucket_starts(&f, f.server.id, Resolution::Hour)
+            .await
+            .is_empty()
+    );
+
+    assert!(
+        f.storage
+            .delete_server(f.server.id, OWNER)
+            .await
+            .expect("delete")
+    );
+    for resolution in Resolution::ALL {
+        assert!(bucket_starts(&f, f.server.id, resolution).await.is_empty());
+        assert_eq!(
+            bucket_starts(&f, other.id, resolution).await.len(),
+            if resolution == Resolution::Hour {
+                5
+            } else {
+                30
+            }
+        );
+    }
+    assert_eq!(
+        f.storage.count_reports(f.server.id).await.expect("count"),
+        0
+    );
+    assert_eq!(f.storage.count_reports(other.id).await.expect("count"), 30);
+    let chart = history::chart_history(&f.storage, f.server.id, Period::D7, T0 + DAY)
+        .await
+        .expect("chart");
+    assert!(chart.cpu.is_empty());
+    // The job running afterwards does not bring any of it back.
+    maintain_fully(&f, &settings(), T0 + 2 * DAY).await;
+    assert!(
+        bucket_starts(&f, f.server.id, Resolution::TenMinutes)
+            .await
+            .is_empty()
+    );
+}
