@@ -158,6 +158,26 @@ settings! {
     metrics: bool = true,
     /// Log filter (tracing syntax, e.g. info or serversan=debug); RUST_LOG wins.
     log: String = "info".to_owned(),
+    /// How often silent servers, due reminders and ended mutes are looked for.
+    alert_tick_interval: Duration = Duration::from_secs(30),
+    /// How often a still-firing alert is repeated (0: never).
+    alert_reminder_interval: Duration = Duration::from_secs(6 * 3600),
+    /// How many percentage points below its threshold a firing alert must fall to clear.
+    alert_clear_margin: u32 = 5,
+    /// How far below its threshold (percent of it) a firing load alert must fall to clear.
+    alert_load_clear_margin: u32 = 10,
+    /// Reports collected longer ago than this prove a server alive but are not checked.
+    alert_max_report_age: Duration = Duration::from_secs(600),
+    /// Lease time of the alert scheduler and sender (another instance takes over after it).
+    alert_lease_time: Duration = Duration::from_secs(30),
+    /// How often the alert sender looks for queued messages.
+    outbox_poll_interval: Duration = Duration::from_secs(1),
+    /// First wait before retrying a message Telegram kept failing on (doubles).
+    outbox_retry_backoff: Duration = Duration::from_secs(5),
+    /// Longest wait between retries of one alert message.
+    outbox_retry_max: Duration = Duration::from_secs(600),
+    /// How long sent and dropped alert messages are kept.
+    outbox_keep: Duration = Duration::from_secs(7 * 86_400),
 }
 
 /// Where a setting's effective value came from.
@@ -314,6 +334,10 @@ impl Config {
             ("history_interval", self.history_interval),
             ("tls_reload_interval", self.tls_reload_interval),
             ("unavailable_retry_after", self.unavailable_retry_after),
+            ("alert_tick_interval", self.alert_tick_interval),
+            ("alert_lease_time", self.alert_lease_time),
+            ("outbox_poll_interval", self.outbox_poll_interval),
+            ("outbox_retry_backoff", self.outbox_retry_backoff),
         ];
         for (key, value) in positive {
             if value.is_zero() {
