@@ -5,6 +5,7 @@
 //! calls [`cli::run`].
 
 pub mod admin;
+pub mod alerts;
 pub mod bot;
 pub mod charts;
 pub mod cli;

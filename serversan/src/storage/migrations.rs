@@ -26,6 +26,11 @@ const SQLITE: &[Source] = &[
         "history",
         include_str!("../../migrations/sqlite/0060_history.sql"),
     ),
+    (
+        100,
+        "alerts",
+        include_str!("../../migrations/sqlite/0100_alerts.sql"),
+    ),
 ];
 
 const MYSQL: &[Source] = &[
@@ -38,6 +43,11 @@ const MYSQL: &[Source] = &[
         60,
         "history",
         include_str!("../../migrations/mysql/0060_history.sql"),
+    ),
+    (
+        100,
+        "alerts",
+        include_str!("../../migrations/mysql/0100_alerts.sql"),
     ),
 ];
 

@@ -1,0 +1,414 @@
+//! Alerts: thresholds, offline detection, recovery and reminders, and the
+//! reliable delivery of what they say.
+//!
+//! - Every accepted report is evaluated right after it is stored
+//!   ([`Alerts::on_report`]); a scheduler tick ([`Alerts::tick`]) finds
+//!   silent servers, due reminders and ended mutes.
+//! - The state of every rule (breaching since, firing since, what the owner
+//!   was told) is stored, so a restart neither forgets nor repeats an alert.
+//! - Messages are written to the outbox in the same transaction as the
+//!   state change; one sender drains it (see [`outbox`]).
+//! - With several instances on one database, the scheduler and the sender
+//!   run only under a lease ([`lease`]), so exactly one instance runs each.
+//! - Mutes suppress messages, not evaluation: while muted, state moves on
+//!   and nothing is sent; when the mute ends the owner is told once what
+//!   differs from what they last heard (still firing, or recovered).
+//! - All alert logic reads the time through an injectable [`Clock`].
+
+pub mod clock;
+pub mod command;
+pub mod eval;
+pub mod lease;
+pub mod message;
+pub mod outbox;
+mod plan;
+pub mod rules;
+pub mod settings;
+mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serversan_protocol::Report;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use outbox::{OutboxSender, UnreachableHook};
+pub use rules::{Metric, Rule, Setting};
+pub use settings::AlertSettings;
+
+use crate::bot::telegram::TelegramClient;
+use crate::storage::{Storage, StorageError, unix_now};
+use eval::Sample;
+
+/// Lease names in the `leases` table.
+pub const SCHEDULER_LEASE: &str = "alert-scheduler";
+pub const SENDER_LEASE: &str = "alert-sender";
+
+/// Servers handled per kind of work in one tick; the rest wait a tick.
+const TICK_BATCH: i64 = 500;
+
+/// Why an alert operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<sqlx::Error> for AlertError {
+    fn from(e: sqlx::Error) -> Self {
+        AlertError::Storage(e.into())
+    }
+}
+
+/// What one scheduler tick did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickSummary {
+    /// Servers found offline.
+    pub offline: usize,
+    /// Reminder lines queued.
+    pub reminders: usize,
+    /// Lines telling what changed during a mute.
+    pub caught_up: usize,
+}
+
+/// The alert engine; cheap to clone and share.
+#[derive(Clone)]
+pub struct Alerts {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    storage: Storage,
+    settings: AlertSettings,
+    clock: SharedClock,
+    /// Wakes this process's sender when a message was queued.
+    wake: Arc<Notify>,
+}
+
+impl Alerts {
+    pub fn new(storage: Storage, settings: AlertSettings) -> Self {
+        Self::with_clock(storage, settings, Arc::new(SystemClock))
+    }
+
+    /// An engine reading the time from `clock` (tests move it by hand).
+    pub fn with_clock(storage: Storage, settings: AlertSettings, clock: SharedClock) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                storage,
+                settings,
+                clock,
+                wake: Arc::new(Notify::new()),
+            }),
+        }
+    }
+
+    /// An engine for one request answered at `now` (a bot command): its
+    /// clock stands still.
+    pub fn at_time(storage: Storage, now: i64) -> Self {
+        Self::with_clock(
+            storage,
+            AlertSettings::default(),
+            Arc::new(ManualClock::new(now)),
+        )
+    }
+
+    pub fn settings(&self) -> &AlertSettings {
+        &self.inner.settings
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+
+    fn now(&self) -> i64 {
+        self.inner.clock.now()
+    }
+
+    fn queued(&self, message: bool) {
+        if message {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// Evaluates a report right after it was stored: clears an offline
+    /// alert, feeds every rule, and queues one message for what changed.
+    /// Reports collected longer ago than the `max_report_age` setting (a
+    /// spool flushed after an outage) only prove the server is alive.
+    pub async fn on_report(&self, server_id: i64, report: &Report) -> Result<(), AlertError> {
+        let now = self.now();
+        let sample = Sample::from_report(report);
+        let max_age = secs(self.inner.settings.max_report_age);
+        let fresh = sample.collected_at >= now - max_age;
+        let hysteresis = self.inner.settings.hysteresis;
+        let queued = store::in_server_tx(
+            &self.inner.storage,
+            server_id,
+            now,
+            Some(now),
+            |ctx, tracks| plan::report(ctx, tracks, &sample, fresh, &hysteresis, now),
+        )
+        .await?;
+        self.queued(queued == Some(true));
+        Ok(())
+    }
+
+    /// One round of the scheduler: offline servers, catching up after
+    /// mutes, reminders, housekeeping. Run it under [`SCHEDULER_LEASE`].
+    pub async fn tick(&self) -> Result<TickSummary, AlertError> {
+        let now = self.now();
+        let storage = &self.inner.storage;
+        let mut summary = TickSummary::default();
+
+        let default_offline = Metric::Offline.default_rule().threshold;
+        let shortest = store::min_offline_minutes(storage)
+            .await?
+            .map_or(default_offline, |m| m.min(default_offline));
+        let silent_before = now - (shortest * 60.0).floor() as i64;
+        let silent =
+            store::silent_servers(storage, silent_before, default_offline, now, TICK_BATCH).await?;
+        for server_id in silent {
+            let fired = store::in_server_tx(storage, server_id, now, None, |ctx, tracks| {
+                plan::silence(ctx, tracks, now)
+            })
+            .await;
+            if each_server(server_id, fired) == Some(Some(true)) {
+                summary.offline += 1;
+            }
+        }
+
+        for server_id in store::servers_to_catch_up(storage, now, TICK_BATCH).await? {
+            let told = self.catch_up_server(server_id, now).await;
+            summary.caught_up += each_server(server_id, told).unwrap_or(0);
+        }
+
+        let every = secs(self.inner.settings.reminder_interval);
+        if every > 0 {
+            let due = store::servers_to_remind(storage, now - every, now, TICK_BATCH).await?;
+            for server_id in due {
+                let n = store::in_server_tx(storage, server_id, now, None, |ctx, tracks| {
+                    plan::reminders(ctx, tracks, every, now)
+                })
+                .await;
+                summary.reminders += each_server(server_id, n).flatten().unwrap_or(0);
+            }
+        }
+
+        store::forget_stale(storage, now).await?;
+        outbox::prune(storage, unix_now() - secs(self.inner.settings.outbox_keep)).await?;
+        self.queued(summary != TickSummary::default());
+        Ok(summary)
+    }
+
+    async fn catch_up_server(&self, server_id: i64, now: i64) -> Result<usize, AlertError> {
+        let n = store::in_server_tx(&self.inner.storage, server_id, now, None, |ctx, tracks| {
+            plan::catch_up(ctx, tracks, now)
+        })
+        .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// The rules an owner stored: `(server id, or 0 for their default;
+    /// metric; setting)`.
+    pub async fn stored_rules(
+        &self,
+        owner_id: i64,
+    ) -> Result<Vec<(i64, Metric, Setting)>, AlertError> {
+        Ok(store::owner_rules(&self.inner.storage, owner_id).await?)
+    }
+
+    /// The rules in force for one server.
+    pub async fn server_rules(
+        &self,
+        owner_id: i64,
+        server_id: i64,
+    ) -> Result<rules::RuleSet, AlertError> {
+        Ok(store::server_rules(&self.inner.storage, owner_id, server_id).await?)
+    }
+
+    /// Sets a rule for one server (`Some(id)`, which the caller checked the
+    /// owner owns) or as the owner's default for all servers (`None`).
+    pub async fn set_rule(
+        &self,
+        owner_id: i64,
+        server_id: Option<i64>,
+        metric: Metric,
+        setting: Setting,
+    ) -> Result<(), AlertError> {
+        let now = self.now();
+        store::save_rule(
+            &self.inner.storage,
+            owner_id,
+            server_id.unwrap_or(0),
+            metric,
+            setting,
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a server's own rule so the owner's default applies.
+    pub async fn reset_rule(
+        &self,
+        owner_id: i64,
+        server_id: i64,
+        metric: Metric,
+    ) -> Result<bool, AlertError> {
+        Ok(store::delete_rule(&self.inner.storage, owner_id, server_id, metric).await?)
+    }
+
+    /// Mutes one server (`Some(id)`) or all the owner's servers for `span`;
+    /// returns when the mute ends.
+    pub async fn mute(
+        &self,
+        owner_id: i64,
+        server_id: Option<i64>,
+        span: Duration,
+    ) -> Result<i64, AlertError> {
+        let until = self.now().saturating_add(secs(span));
+        store::save_mute(&self.inner.storage, owner_id, server_id.unwrap_or(0), until).await?;
+        Ok(until)
+    }
+
+    /// Ends the mute of one server (`Some(id)`) or every mute of the owner
+    /// (`None`), then tells at once what changed while it lasted. Returns
+    /// how many mutes ended and how many changes are being told.
+    pub async fn unmute(
+        &self,
+        owner_id: i64,
+        server_id: Option<i64>,
+    ) -> Result<(u64, usize), AlertError> {
+        let ended = store::delete_mutes(&self.inner.storage, owner_id, server_id).await?;
+        let now = self.now();
+        let mut told = 0;
+        for id in store::owner_servers_with_state(&self.inner.storage, owner_id).await? {
+            if server_id.is_none_or(|s| s == id) {
+                told += self.catch_up_server(id, now).await?;
+            }
+        }
+        self.queued(told > 0);
+        Ok((ended, told))
+    }
+
+    /// The owner's running mutes: `(server id, or 0 for all; until)`.
+    pub async fn mutes(&self, owner_id: i64) -> Result<Vec<(i64, i64)>, AlertError> {
+        Ok(store::active_mutes(&self.inner.storage, owner_id, self.now()).await?)
+    }
+
+    /// A sender for the outbox through `client`.
+    pub fn sender(
+        &self,
+        client: TelegramClient,
+        unreachable: Option<UnreachableHook>,
+    ) -> OutboxSender {
+        OutboxSender::new(
+            self.inner.storage.clone(),
+            client,
+            self.inner.settings.clone(),
+            Arc::clone(&self.inner.wake),
+            unreachable,
+        )
+    }
+
+    /// Starts the scheduler and, given a Telegram client, the outbox
+    /// sender, each under its lease, competing with other instances.
+    /// `holder` names this process in the `leases` table (unique per
+    /// process, e.g. [`crate::web::instance_id`]). They stop, giving their
+    /// leases up, when `shutdown` is cancelled or [`Background::stop`] is
+    /// called.
+    pub fn start(
+        &self,
+        telegram: Option<TelegramClient>,
+        unreachable: Option<UnreachableHook>,
+        holder: String,
+        shutdown: &CancellationToken,
+    ) -> Background {
+        let stop = shutdown.child_token();
+        let lease_time = self.inner.settings.lease_time;
+        let storage = &self.inner.storage;
+        let mut tasks = Vec::new();
+        let (lease, renew) = lease::hold(
+            storage.clone(),
+            SCHEDULER_LEASE,
+            holder.clone(),
+            lease_time,
+            stop.clone(),
+        );
+        tasks.push(renew);
+        let scheduler = self.clone().schedule(lease);
+        let until = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            until.run_until_cancelled(scheduler).await;
+        }));
+        if let Some(client) = telegram {
+            let (lease, renew) = lease::hold(
+                storage.clone(),
+                SENDER_LEASE,
+                holder,
+                lease_time,
+                stop.clone(),
+            );
+            tasks.push(renew);
+            let sending = self.sender(client, unreachable).run(lease);
+            let until = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                until.run_until_cancelled(sending).await;
+            }));
+        }
+        Background { stop, tasks }
+    }
+
+    /// Ticks every `tick_interval` while `lease` is held.
+    async fn schedule(self, lease: lease::LeaseHandle) {
+        loop {
+            lease.acquired().await;
+            while lease.is_held() {
+                if let Err(e) = self.tick().await {
+                    tracing::warn!("alert tick failed: {e}");
+                }
+                tokio::time::sleep(self.inner.settings.tick_interval).await;
+            }
+        }
+    }
+}
+
+/// The running scheduler and sender.
+pub struct Background {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Background {
+    /// Stops both and gives up their leases so another instance takes over
+    /// at once.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Ends the tasks without releasing the leases, as a crash would (for
+    /// tests of takeover).
+    pub fn abort(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The result of one server's part of a tick; a failure is logged and the
+/// tick goes on with the other servers.
+fn each_server<T, E: std::fmt::Display>(server_id: i64, result: Result<T, E>) -> Option<T> {
+    result
+        .inspect_err(|e| tracing::warn!(server_id, "alert tick failed for a server: {e}"))
+        .ok()
+}
+
+/// A duration in whole seconds, as stored.
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
