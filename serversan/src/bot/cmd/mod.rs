@@ -16,12 +16,15 @@ mod add;
 mod delete;
 mod help;
 mod list;
+mod mute;
 mod pick;
 mod reinstall;
 mod rename;
 mod role;
 mod start;
 mod stat;
+mod threshold;
+mod unmute;
 mod users;
 
 use std::future::Future;
@@ -200,6 +203,9 @@ commands! {
     Delete => delete::Delete,
     Reinstall => reinstall::Reinstall,
     Rename => rename::Rename,
+    Threshold => threshold::Threshold,
+    Mute => mute::Mute,
+    Unmute => unmute::Unmute,
     Users => users::Users,
     Role => role::Role,
 }
