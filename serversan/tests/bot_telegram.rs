@@ -5,12 +5,15 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bot_api_double::{
     BotApiDouble, EntityKind, Failure, Options, SentMessage, TestGroup, TestUser,
 };
-use serversan::bot::{BotSettings, TelegramSettings, WebhookSettings, telegram::SECRET_HEADER};
+use serversan::bot::{
+    BotSettings, Dispatcher, TelegramSettings, WebhookSettings, telegram::SECRET_HEADER,
+};
 use serversan::config::Secret;
 use serversan::storage::{RoleName, Storage, UserProfile};
 use serversan_protocol::AuthCode;
@@ -67,18 +70,22 @@ fn bot_settings(public_url: &str, double: &BotApiDouble) -> BotSettings {
 }
 
 async fn harness(backend: Backend) -> Option<Harness> {
-    harness_with(backend, |_| {}).await
+    harness_with(backend, |d| d).await
 }
 
-async fn harness_with(backend: Backend, tweak: impl FnOnce(&mut BotSettings)) -> Option<Harness> {
+/// A harness whose dispatcher `wrap` may give hooks.
+async fn harness_with(
+    backend: Backend,
+    wrap: impl FnOnce(Dispatcher) -> Dispatcher,
+) -> Option<Harness> {
     let db = TestDb::create(backend).await?;
     let storage = db.storage().await;
     let server = TestServer::start(&db.config(), storage.clone()).await;
     let double = BotApiDouble::start_with(double_options()).await;
-    let mut settings = bot_settings(&server.url, &double);
-    tweak(&mut settings);
+    let settings = bot_settings(&server.url, &double);
+    let dispatcher = wrap(Dispatcher::new(storage.clone(), Arc::new(settings)));
     let stop = CancellationToken::new();
-    let bot = serversan::bot::start(storage.clone(), settings, "test".into(), stop.clone())
+    let bot = serversan::bot::start_with(dispatcher, "test".into(), stop.clone())
         .expect("the bot starts");
     Some(Harness {
         _db: db,
@@ -439,9 +446,15 @@ async fn telegram_errors_delay_but_never_lose_replies(backend: Backend) {
         1,
         Failure::TooManyRequests { retry_after: 1 },
     );
+    let before = h.double.calls_to("sendMessage").len();
     let help = h.say(&alice, "/help").await;
     assert!(help.text.contains("Commands"));
-    let calls = h.double.calls_to("sendMessage");
+    // The message is stored before its call's answer is recorded.
+    let calls = h
+        .double
+        .wait_for_calls("sendMessage", before + 2)
+        .await
+        .expect("calls");
     let (refused, sent) = (&calls[calls.len() - 2], &calls[calls.len() - 1]);
     assert_eq!((refused.status, sent.status), (Some(429), Some(200)));
     assert!(
@@ -453,9 +466,16 @@ async fn telegram_errors_delay_but_never_lose_replies(backend: Backend) {
     // 500s and a dropped connection: retried with growing backoff.
     h.double.fail_next("sendMessage", 2, Failure::ServerError);
     h.double.fail_next("sendMessage", 1, Failure::Drop);
+    let before = h.double.calls_to("sendMessage").len();
     let list = h.say(&alice, "/list").await;
     assert!(list.text.contains("no servers"), "{}", list.text);
-    let calls = h.double.calls_to("sendMessage");
+    // Four calls, three answered (the dropped one never is).
+    let calls = h
+        .double
+        .wait_for_calls("sendMessage", before + 3)
+        .await
+        .expect("calls");
+    assert_eq!(calls.len(), before + 4);
     let last4 = &calls[calls.len() - 4..];
     let statuses: Vec<Option<u16>> = last4.iter().map(|c| c.status).collect();
     assert_eq!(statuses, vec![Some(500), Some(500), None, Some(200)]);
@@ -466,6 +486,60 @@ async fn telegram_errors_delay_but_never_lose_replies(backend: Backend) {
     h.double.fail_next("getUpdates", 2, Failure::ServerError);
     let again = h.say(&alice, "/help").await;
     assert!(again.text.contains("Commands"));
+    h.shutdown().await;
+}
+
+async fn contact_and_unreachable_users_are_reported(backend: Backend) {
+    let contacts = Arc::new(Mutex::new(Vec::new()));
+    let gone = Arc::new(Mutex::new(Vec::new()));
+    let (c, g) = (Arc::clone(&contacts), Arc::clone(&gone));
+    let Some(h) = harness_with(backend, move |d| {
+        d.on_contact(Arc::new(move |id| c.lock().expect("lock").push(id)))
+            .on_unreachable(Arc::new(move |id| g.lock().expect("lock").push(id)))
+    })
+    .await
+    else {
+        return;
+    };
+    let alice = alice();
+    let mine = h.double.send_text(&alice, "/add web");
+    h.double
+        .wait_for_message_count(alice.id, 1)
+        .await
+        .expect("reply");
+    assert_eq!(*contacts.lock().expect("lock"), vec![alice.id]);
+    assert!(gone.lock().expect("lock").is_empty());
+
+    // Alice blocks the bot; the answer to a press of hers (under her own
+    // message, so it must come as a new message) cannot be delivered.
+    h.double.user_blocks_bot(alice.id);
+    let server = h
+        .storage
+        .find_server(alice.id, "web")
+        .await
+        .expect("find")
+        .expect("server");
+    let press = h
+        .double
+        .press_button(
+            &alice,
+            alice.id,
+            mine.message_id,
+            &format!("st:{}", server.id),
+        )
+        .expect("press");
+    h.double
+        .wait_for_callback_answer(&press.query_id)
+        .await
+        .expect("answered");
+    let refused = h.double.calls_to("sendMessage").pop().expect("a send");
+    assert_eq!(refused.status, Some(403));
+    // The hook runs right after the press is answered.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while gone.lock().expect("lock").is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(*gone.lock().expect("lock"), vec![alice.id]);
     h.shutdown().await;
 }
 
@@ -572,6 +646,7 @@ on_both_backends!(
     reinstall_swaps_the_code,
     strangers_and_banned_users_get_nothing,
     telegram_errors_delay_but_never_lose_replies,
+    contact_and_unreachable_users_are_reported,
     long_user_lists_split,
     webhook_mode,
 );

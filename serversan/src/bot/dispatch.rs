@@ -41,7 +41,12 @@ pub struct Dispatcher {
     checks: AtomicU64,
     /// The bot's @username, so `/cmd@OtherBot` in a group is left alone.
     bot_username: OnceLock<String>,
+    on_contact: Option<UserHook>,
+    on_unreachable: Option<UserHook>,
 }
+
+/// Told a Telegram user id; must return quickly (spawn for slow work).
+pub type UserHook = Arc<dyn Fn(i64) + Send + Sync>;
 
 impl Dispatcher {
     pub fn new(storage: Storage, settings: Arc<BotSettings>) -> Self {
@@ -54,7 +59,23 @@ impl Dispatcher {
             warnings: RateLimiter::keyed(Quota::per_minute(NonZeroU32::MIN)),
             checks: AtomicU64::new(0),
             bot_username: OnceLock::new(),
+            on_contact: None,
+            on_unreachable: None,
         }
+    }
+
+    /// Called with each user who writes or presses a button in a private
+    /// chat, after they are recorded (e.g. to resume their alerts).
+    pub fn on_contact(mut self, hook: UserHook) -> Self {
+        self.on_contact = Some(hook);
+        self
+    }
+
+    /// Called when Telegram says a user cannot be reached (they blocked
+    /// the bot or deleted their account).
+    pub fn on_unreachable(mut self, hook: UserHook) -> Self {
+        self.on_unreachable = Some(hook);
+        self
     }
 
     /// Records the bot's @username (from getMe) once known.
@@ -66,6 +87,14 @@ impl Dispatcher {
 
     pub fn settings(&self) -> &BotSettings {
         &self.settings
+    }
+
+    pub(super) fn shared_settings(&self) -> Arc<BotSettings> {
+        Arc::clone(&self.settings)
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
     /// Whether `user` may go on; forgets quiet users now and then.
@@ -162,6 +191,9 @@ impl Dispatcher {
             nickname: Some(from.display_name.clone()).filter(|n| !n.trim().is_empty()),
         };
         let mut user = self.storage.upsert_user(&profile).await?;
+        if let Some(hook) = &self.on_contact {
+            hook(user.user_id);
+        }
         if self.settings.is_admin_by_config(user.user_id) && !user.role.permission.is_admin() {
             self.storage.set_role(user.user_id, RoleName::Admin).await?;
             user = self
@@ -185,11 +217,12 @@ impl ChatHandler for Dispatcher {
     }
 
     async fn unreachable(&self, user_id: i64) {
-        // Replies are only ever sent in answer to the user, so there is no
-        // queue to stop here; alerts consult the outbox's own record.
         tracing::info!(
             user = user_id,
             "user cannot be reached (blocked the bot or gone)"
         );
+        if let Some(hook) = &self.on_unreachable {
+            hook(user_id);
+        }
     }
 }

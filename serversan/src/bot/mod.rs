@@ -24,9 +24,9 @@ mod runtime;
 mod settings;
 pub mod telegram;
 
-pub use dispatch::Dispatcher;
+pub use dispatch::{Dispatcher, UserHook};
 pub use expiry::{EXPIRY_LEASE, expire_pending_servers, run_pending_expiry};
-pub use runtime::{BotError, RunningBot, start};
+pub use runtime::{BotError, RunningBot, start, start_with};
 pub use settings::{BotSettings, TelegramSettings, WebhookSettings};
 
 /// Who sent an update, as Telegram vouches for it.

@@ -48,6 +48,22 @@ pub fn start(
     holder: String,
     shutdown: CancellationToken,
 ) -> Result<RunningBot, BotError> {
+    start_with(
+        Dispatcher::new(storage, Arc::new(settings)),
+        holder,
+        shutdown,
+    )
+}
+
+/// Like [`start`], with a dispatcher the caller built (to give it hooks,
+/// see [`Dispatcher::on_contact`] and [`Dispatcher::on_unreachable`]).
+pub fn start_with(
+    dispatcher: Dispatcher,
+    holder: String,
+    shutdown: CancellationToken,
+) -> Result<RunningBot, BotError> {
+    let settings = dispatcher.shared_settings();
+    let storage = dispatcher.storage().clone();
     if let Some(hook) = &settings.webhook
         && !(WebhookSettings::valid_token(hook.secret.expose())
             && WebhookSettings::valid_token(&hook.path))
@@ -55,8 +71,7 @@ pub fn start(
         return Err(BotError::Webhook);
     }
     let client = TelegramClient::new(settings.telegram.clone()).map_err(BotError::Client)?;
-    let settings = Arc::new(settings);
-    let dispatcher = Arc::new(Dispatcher::new(storage.clone(), Arc::clone(&settings)));
+    let dispatcher = Arc::new(dispatcher);
     let router = ChatRouter::new(client.clone(), Arc::clone(&dispatcher));
     let webhook = settings
         .webhook
