@@ -23,8 +23,15 @@ pub enum Callback {
     Reinstall { server: i64 },
     /// Confirmed: rotate the code and show the new install line.
     ReinstallConfirm { server: i64 },
-    /// Open or switch a chart.
+    /// Switch the chart this button is under (the photo is replaced).
     Chart {
+        server: i64,
+        metric: Metric,
+        period: Period,
+    },
+    /// Open a chart as a new photo message (from a text message such as
+    /// `/stat`, or a server picked from a keyboard).
+    OpenChart {
         server: i64,
         metric: Metric,
         period: Period,
@@ -46,6 +53,11 @@ impl Callback {
                 metric,
                 period,
             } => format!("ch:{server}:{}:{}", metric.as_str(), period.as_str()),
+            Callback::OpenChart {
+                server,
+                metric,
+                period,
+            } => format!("co:{server}:{}:{}", metric.as_str(), period.as_str()),
             Callback::Cancel => "x".to_owned(),
         };
         debug_assert!(s.len() <= CALLBACK_DATA_LIMIT);
@@ -72,6 +84,11 @@ impl Callback {
                 }
             }
             "ch" => Callback::Chart {
+                server: parse_id(parts.next()?)?,
+                metric: parts.next()?.parse().ok()?,
+                period: parts.next()?.parse().ok()?,
+            },
+            "co" => Callback::OpenChart {
                 server: parse_id(parts.next()?)?,
                 metric: parts.next()?.parse().ok()?,
                 period: parts.next()?.parse().ok()?,
@@ -111,6 +128,11 @@ mod tests {
                 metric: Metric::All,
                 period: Period::D30,
             },
+            Callback::OpenChart {
+                server: 3,
+                metric: Metric::Net,
+                period: Period::H1,
+            },
             Callback::Cancel,
         ];
         for cb in all {
@@ -136,6 +158,9 @@ mod tests {
             "ch:1:cpu",
             "ch:1:bogus:1h",
             "ch:1:cpu:2y",
+            "co:1:cpu",
+            "co:0:cpu:1h",
+            "co:1:cpu:1h:x",
             "x:1",
             "dy:1 ",
             " dy:1",

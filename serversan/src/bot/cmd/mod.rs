@@ -13,6 +13,7 @@
 //! question, never a proof.
 
 mod add;
+mod chart;
 mod delete;
 mod help;
 mod list;
@@ -200,6 +201,7 @@ commands! {
     Add => add::Add,
     List => list::List,
     Stat => stat::Stat,
+    Chart => chart::Chart,
     Delete => delete::Delete,
     Reinstall => reinstall::Reinstall,
     Rename => rename::Rename,
@@ -219,10 +221,16 @@ pub async fn press(cb: Callback, cx: &Context<'_>) -> CommandResult {
         Callback::DeleteConfirm { server } => delete::confirm(cx, server).await,
         Callback::Reinstall { server } => pick::ask(cx, server, reinstall::question).await,
         Callback::ReinstallConfirm { server } => reinstall::confirm(cx, server).await,
-        // Charts arrive with their own module; until then no button makes this.
-        Callback::Chart { .. } => Err(CommandError::Refused(
-            "Charts are not available on this server.".to_owned(),
-        )),
+        Callback::Chart {
+            server,
+            metric,
+            period,
+        } => chart::switch(cx, server, metric, period).await,
+        Callback::OpenChart {
+            server,
+            metric,
+            period,
+        } => chart::open(cx, server, metric, period).await,
         Callback::Cancel => Ok(vec![
             Output::Edit(Reply::html("Cancelled; nothing was changed.")),
             Output::Notice("Cancelled".to_owned()),

@@ -1,5 +1,5 @@
 //! `/stat [NAME]`: one server in detail, from its latest report, with
-//! buttons to refresh in place or delete it.
+//! buttons to refresh in place, open its chart or delete it.
 
 use serversan_protocol::Report;
 use serversan_protocol::report::ProcessInfo;
@@ -58,6 +58,7 @@ pub async fn show(cx: &Context<'_>, server: i64) -> CommandResult {
 async fn view(cx: &Context<'_>, server: &Server) -> Result<Reply, CommandError> {
     let buttons = vec![vec![
         Button::new("Refresh", Callback::Stat { server: server.id }),
+        super::chart::open_button(server.id),
         Button::new("Delete", Callback::Delete { server: server.id }),
     ]];
     let rows = cx.storage.last_two_reports(server.id).await?;
