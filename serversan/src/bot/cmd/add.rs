@@ -95,9 +95,20 @@ fn added_text(cx: &Context<'_>, server: &Server, code: &AuthCode) -> String {
          within {}, the server is removed again. Then /stat {} shows the host.",
         escape(&server.name),
         install_lines(&cx.settings.public_url, code),
-        format_duration(cx.settings.code_expiry),
+        expiry_text(cx.settings.code_expiry),
         escape(&server.name),
     )
+}
+
+/// `24 hours` rather than `1d`: how long people expect a code to live.
+fn expiry_text(expiry: std::time::Duration) -> String {
+    let secs = expiry.as_secs();
+    if secs >= 3600 && secs % 3600 == 0 && secs <= 72 * 3600 {
+        let hours = secs / 3600;
+        format!("{hours} hour{}", if hours == 1 { "" } else { "s" })
+    } else {
+        format_duration(expiry)
+    }
 }
 
 /// The Linux and Windows install commands for `code`, each in its own
@@ -116,6 +127,15 @@ pub fn install_lines(public_url: &str, code: &AuthCode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiry_reads_naturally() {
+        use std::time::Duration;
+        assert_eq!(expiry_text(Duration::from_secs(24 * 3600)), "24 hours");
+        assert_eq!(expiry_text(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(expiry_text(Duration::from_secs(7 * 86_400)), "7d");
+        assert_eq!(expiry_text(Duration::from_secs(90)), "1m");
+    }
 
     #[test]
     fn default_names_fill_gaps() {
