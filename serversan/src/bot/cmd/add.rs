@@ -103,7 +103,7 @@ fn added_text(cx: &Context<'_>, server: &Server, code: &AuthCode) -> String {
 /// `24 hours` rather than `1d`: how long people expect a code to live.
 fn expiry_text(expiry: std::time::Duration) -> String {
     let secs = expiry.as_secs();
-    if secs >= 3600 && secs % 3600 == 0 && secs <= 72 * 3600 {
+    if secs >= 3600 && secs.is_multiple_of(3600) && secs <= 72 * 3600 {
         let hours = secs / 3600;
         format!("{hours} hour{}", if hours == 1 { "" } else { "s" })
     } else {
