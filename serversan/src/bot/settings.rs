@@ -109,14 +109,29 @@ impl BotSettings {
     /// bot token (then `serve` runs without a bot).
     pub fn from_config(config: &Config) -> Option<Self> {
         let token = config.bot_token.clone()?;
+        let webhook = config.webhook_secret.clone().map(|secret| WebhookSettings {
+            secret,
+            path: config.webhook_path.clone(),
+        });
         Some(Self {
             public_url: config.public_url(),
             admins: config.admins.0.clone(),
+            code_expiry: config.code_expiry,
+            expiry_interval: config.code_expiry_interval,
+            offline_after: config.offline_after,
+            commands_per_minute: config.bot_commands_per_minute,
+            command_burst: config.bot_command_burst,
+            poller_lease: config.telegram_poller_lease,
             telegram: TelegramSettings {
                 api_url: config.telegram_api_url.trim_end_matches('/').to_owned(),
                 token,
-                ..TelegramSettings::default()
+                poll_timeout: config.telegram_poll_timeout,
+                request_timeout: config.telegram_request_timeout,
+                backoff_initial: config.telegram_backoff,
+                backoff_max: config.telegram_backoff_max,
+                give_up_after: config.telegram_give_up_after,
             },
+            webhook,
             ..Self::default()
         })
     }
@@ -141,6 +156,44 @@ mod tests {
         let shown = format!("{s:?}");
         assert!(!shown.contains("very-secret-token"));
         assert!(!shown.contains("hook-secret"));
+    }
+
+    #[test]
+    fn from_config_takes_every_bot_setting() {
+        let env = [
+            ("SERVERSAN_BOT_TOKEN", "123:abc"),
+            ("SERVERSAN_PUBLIC_URL", "https://mon.example/"),
+            ("SERVERSAN_ADMINS", "7,8"),
+            ("SERVERSAN_CODE_EXPIRY", "2h"),
+            ("SERVERSAN_OFFLINE_AFTER", "90s"),
+            ("SERVERSAN_BOT_COMMANDS_PER_MINUTE", "5"),
+            ("SERVERSAN_TELEGRAM_BACKOFF", "250ms"),
+            ("SERVERSAN_WEBHOOK_SECRET", "hook_secret"),
+            ("SERVERSAN_WEBHOOK_PATH", "p-1"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let loaded = Config::load_from(None, env).expect("valid");
+        let s = BotSettings::from_config(&loaded.config).expect("a token is set");
+        assert_eq!(s.public_url, "https://mon.example");
+        assert_eq!(s.admins, vec![7, 8]);
+        assert_eq!(s.code_expiry, Duration::from_secs(7200));
+        assert_eq!(s.offline_after, Duration::from_secs(90));
+        assert_eq!(s.commands_per_minute, 5);
+        assert_eq!(s.telegram.backoff_initial, Duration::from_millis(250));
+        assert_eq!(s.telegram.token.expose(), "123:abc");
+        let hook = s.webhook.expect("webhook mode");
+        assert_eq!(
+            (hook.secret.expose(), hook.path.as_str()),
+            ("hook_secret", "p-1")
+        );
+
+        let none = Config::load_from(None, Vec::new()).expect("valid");
+        assert!(BotSettings::from_config(&none.config).is_none());
+        let bad = [(
+            "SERVERSAN_WEBHOOK_SECRET".to_owned(),
+            "no spaces".to_owned(),
+        )];
+        assert!(Config::load_from(None, bad).is_err());
     }
 
     #[test]

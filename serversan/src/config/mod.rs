@@ -178,6 +178,32 @@ settings! {
     outbox_retry_max: Duration = Duration::from_secs(600),
     /// How long sent and dropped alert messages are kept.
     outbox_keep: Duration = Duration::from_secs(7 * 86_400),
+    /// A server whose auth code is never used is removed after this long.
+    code_expiry: Duration = Duration::from_secs(24 * 3600),
+    /// How often servers whose code expired unused are looked for.
+    code_expiry_interval: Duration = Duration::from_secs(300),
+    /// A server with no report for this long is shown offline in the bot.
+    offline_after: Duration = Duration::from_secs(180),
+    /// Commands and button presses one user may send to the bot per minute.
+    bot_commands_per_minute: u32 = 30,
+    /// Commands one user may send at once above that rate.
+    bot_command_burst: u32 = 10,
+    /// How long one getUpdates long poll waits for updates (at most 50s).
+    telegram_poll_timeout: Duration = Duration::from_secs(25),
+    /// Longest wait for the answer to any other Bot API call.
+    telegram_request_timeout: Duration = Duration::from_secs(30),
+    /// First wait after a Telegram 5xx or network error (doubles each time).
+    telegram_backoff: Duration = Duration::from_secs(1),
+    /// Longest wait between two tries of a Telegram call.
+    telegram_backoff_max: Duration = Duration::from_secs(30),
+    /// How long a reply is retried before it is dropped with a log line.
+    telegram_give_up_after: Duration = Duration::from_secs(15 * 60),
+    /// Lease time of the Telegram poller (another instance takes over after it).
+    telegram_poller_lease: Duration = Duration::from_secs(30),
+    /// Webhook mode: the secret Telegram sends with each update (unset: long polling).
+    webhook_secret: Option<Secret> = None,
+    /// Webhook mode: updates arrive at POST /telegram/<webhook_path>.
+    webhook_path: String = "updates".to_owned(),
 }
 
 /// Where a setting's effective value came from.
@@ -338,6 +364,14 @@ impl Config {
             ("alert_lease_time", self.alert_lease_time),
             ("outbox_poll_interval", self.outbox_poll_interval),
             ("outbox_retry_backoff", self.outbox_retry_backoff),
+            ("code_expiry", self.code_expiry),
+            ("code_expiry_interval", self.code_expiry_interval),
+            ("offline_after", self.offline_after),
+            ("telegram_request_timeout", self.telegram_request_timeout),
+            ("telegram_backoff", self.telegram_backoff),
+            ("telegram_backoff_max", self.telegram_backoff_max),
+            ("telegram_give_up_after", self.telegram_give_up_after),
+            ("telegram_poller_lease", self.telegram_poller_lease),
         ];
         for (key, value) in positive {
             if value.is_zero() {
@@ -361,6 +395,40 @@ impl Config {
         }
         if self.history_batch == 0 {
             return Err(invalid("history_batch", "must be at least 1".into()));
+        }
+        if self.bot_commands_per_minute == 0 {
+            return Err(invalid(
+                "bot_commands_per_minute",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.bot_command_burst == 0 {
+            return Err(invalid("bot_command_burst", "must be at least 1".into()));
+        }
+        if self.telegram_poll_timeout > Duration::from_secs(50) {
+            return Err(invalid(
+                "telegram_poll_timeout",
+                "must be at most 50s (Telegram's limit)".into(),
+            ));
+        }
+        let webhook_word = |s: &str| {
+            (1..=256).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if let Some(secret) = &self.webhook_secret
+            && !webhook_word(secret.expose())
+        {
+            return Err(invalid(
+                "webhook_secret",
+                "must be 1 to 256 of A-Z a-z 0-9 _ - (Telegram's rule)".into(),
+            ));
+        }
+        if !webhook_word(&self.webhook_path) {
+            return Err(invalid(
+                "webhook_path",
+                "must be 1 to 256 of A-Z a-z 0-9 _ -".into(),
+            ));
         }
         if self.log.is_empty() {
             return Err(invalid("log", "must not be empty (try info)".into()));
