@@ -452,6 +452,7 @@ async fn names_limits_and_usage(backend: Backend) {
         .role
         .max_servers;
     let max = max.expect("users have a limit");
+    assert_eq!(max, 20, "a user may own 20 servers by default");
     for i in bot.storage.count_servers(ALICE).await.expect("count")..max {
         let name = serversan::storage::ServerName::parse(&format!("s{i}")).expect("name");
         bot.storage

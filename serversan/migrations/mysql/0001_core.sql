@@ -17,7 +17,7 @@ CREATE TABLE roles (
 
 INSERT INTO roles (role_id, name, permission, max_servers) VALUES
     (1, 'admin', 3, NULL),
-    (2, 'user', 1, 100),
+    (2, 'user', 1, 20),
     (3, 'banned', 0, 0);
 
 CREATE TABLE users (
