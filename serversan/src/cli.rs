@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::admin::{self, ServerCommand};
+use crate::bot::{self, BotSettings};
 use crate::config::{CONFIG_ENV, Config, Loaded};
 use crate::storage::{Storage, StorageOptions};
 use crate::web::{self, RunningServer};
@@ -130,12 +133,36 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let storage = open(&config).await?;
-    if config.bot_token.is_none() {
-        tracing::info!(
+    let stop = CancellationToken::new();
+    let holder = web::instance_id();
+    let mut jobs = tokio::task::JoinSet::new();
+
+    // Servers added from the command line expire too, bot or not.
+    jobs.spawn(bot::run_pending_expiry(
+        storage.clone(),
+        config.code_expiry,
+        config.code_expiry_interval,
+        holder.clone(),
+        stop.clone(),
+    ));
+
+    let mut webhook = axum::Router::new();
+    match BotSettings::from_config(&config) {
+        Some(settings) => {
+            let running = bot::start(storage.clone(), settings, holder.clone(), stop.clone())?;
+            if let Some(routes) = running.webhook {
+                webhook = routes;
+            }
+            jobs.spawn(async move {
+                let _ = running.task.await;
+            });
+        }
+        None => tracing::info!(
             "no bot token (SERVERSAN_BOT_TOKEN) is set: running report ingest only, without the Telegram bot"
-        );
+        ),
     }
-    let server = RunningServer::start(&config, storage.clone()).await?;
+
+    let server = RunningServer::start_with(&config, storage.clone(), webhook).await?;
     tracing::info!(
         listen = %server.addr,
         tls = config.tls_cert.is_some(),
@@ -144,6 +171,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "ServerSan is serving"
     );
     server.run_until(web::shutdown_signal()).await;
+    stop.cancel();
+    while jobs.join_next().await.is_some() {}
     storage.close().await;
     tracing::info!("stopped");
     Ok(())

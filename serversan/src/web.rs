@@ -55,6 +55,12 @@ pub enum WebError {
 
 /// Every route of the server, with the JSON error and timeout layers.
 pub fn app(config: &Config, storage: Storage) -> Router {
+    app_with(config, storage, Router::new())
+}
+
+/// [`app`] with more routes mounted beside the built-in ones (the bot's
+/// webhook), under the same error and timeout layers.
+pub fn app_with(config: &Config, storage: Storage, extra: Router) -> Router {
     let ingest = ingest::router(IngestState::new(
         storage.clone(),
         IngestSettings::from_config(config),
@@ -71,7 +77,8 @@ pub fn app(config: &Config, storage: Storage) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz).with_state(health))
         .merge(ingest)
-        .merge(install);
+        .merge(install)
+        .merge(extra);
     if config.metrics {
         // Installed now, so counts start with the first request.
         prometheus();
@@ -442,6 +449,15 @@ pub struct RunningServer {
 impl RunningServer {
     /// Binds, then serves and prunes in background tasks.
     pub async fn start(config: &Config, storage: Storage) -> Result<Self, WebError> {
+        Self::start_with(config, storage, Router::new()).await
+    }
+
+    /// [`RunningServer::start`] with extra routes (see [`app_with`]).
+    pub async fn start_with(
+        config: &Config,
+        storage: Storage,
+        extra: Router,
+    ) -> Result<Self, WebError> {
         let listener = Listener::bind(config).await?;
         let addr = listener.local_addr().map_err(|source| WebError::Bind {
             addr: config.listen,
@@ -449,7 +465,7 @@ impl RunningServer {
         })?;
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
-        let router = app(config, storage.clone());
+        let router = app_with(config, storage.clone(), extra);
         let options = ServeOptions::from_config(config);
         let mut serve_stop = stop_rx.clone();
         tasks.spawn(serve(listener, router, options, async move {

@@ -1,0 +1,50 @@
+//! `serversan serve` with a bot token runs the Telegram bot in the same
+//! process: it registers its commands, answers a user through the Bot API
+//! (here the local test double), and shows a server added from the
+//! command line to its owner.
+
+mod common;
+
+use bot_api_double::{BotApiDouble, TestUser};
+use common::binary::{Serve, run, stderr};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_bot_when_a_token_is_set() {
+    let telegram = BotApiDouble::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("serversan.db").display());
+    let api_url = telegram.api_url();
+    let token = telegram.token().to_owned();
+    let env = [
+        ("SERVERSAN_DATABASE_URL", db.as_str()),
+        ("SERVERSAN_BOT_TOKEN", token.as_str()),
+        ("SERVERSAN_TELEGRAM_API_URL", api_url.as_str()),
+        ("SERVERSAN_ADMINS", "1001"),
+        ("SERVERSAN_PUBLIC_URL", "https://mon.example.com"),
+    ];
+    let serve = Serve::start(dir.path(), &env).await;
+
+    let alice = TestUser::new(1001, "Alice");
+    let chat = telegram.send_text(&alice, "/start").chat_id;
+    let greeting = telegram
+        .wait_for_message(chat, |m| m.text.contains("/add"))
+        .await
+        .expect("a greeting that explains /add");
+    assert!(!greeting.text.contains(&token));
+    assert!(
+        telegram.commands().iter().any(|c| c.command == "stat"),
+        "the command menu is registered"
+    );
+
+    let added = run(dir.path(), &env, &["server", "add", "web-1", "--owner", "1001"]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    telegram.send_text(&alice, "/list");
+    telegram
+        .wait_for_message(chat, |m| m.text.contains("web-1"))
+        .await
+        .expect("/list shows the server added from the command line");
+
+    let (status, log) = serve.stop();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains(&token), "the token leaked into the log");
+}
