@@ -155,6 +155,11 @@ async fn a_blocked_user_never_blocks_the_queue(backend: Backend) {
     f.clock.advance(60);
     f.report(cpu(99.0)).await;
     assert_eq!(statuses_of(&f).await.len(), 2);
+    // The bot's own refusals say the same (its on_unreachable hook).
+    f.alerts.user_unreachable(other).await.expect("unreachable");
+    f.clock.advance(60);
+    f.report_for(theirs.id, cpu(10.0)).await;
+    assert_eq!(statuses(&f.storage, other).await, [Status::Sent]);
     double.user_unblocks_bot(OWNER);
     // Contacts are recorded in whole seconds: talk in the next one.
     tokio::time::sleep(Duration::from_millis(1100)).await;

@@ -298,6 +298,15 @@ impl Alerts {
         Ok(store::active_mutes(&self.inner.storage, owner_id, self.now()).await?)
     }
 
+    /// Telegram said `user_id` cannot be reached (they blocked the bot):
+    /// their queued messages are dropped and no more are queued until they
+    /// talk to the bot again. For the bot's `on_unreachable` hook (spawn
+    /// it: the hook must return quickly).
+    pub async fn user_unreachable(&self, user_id: i64) -> Result<(), AlertError> {
+        outbox::mark_unreachable(&self.inner.storage, user_id).await?;
+        Ok(())
+    }
+
     /// A sender for the outbox through `client`.
     pub fn sender(
         &self,

@@ -269,7 +269,10 @@ async fn record_try(
 /// Records that Telegram cannot reach `chat_id` (until the user talks to
 /// the bot again, which updates their `users` row) and drops what is
 /// queued for them. Returns how many queued messages were dropped.
-async fn mark_unreachable(storage: &Storage, chat_id: i64) -> Result<usize, StorageError> {
+pub(super) async fn mark_unreachable(
+    storage: &Storage,
+    chat_id: i64,
+) -> Result<usize, StorageError> {
     let db = storage.db();
     let record = db.sql(
         "INSERT INTO unreachable_chats (chat_id, since) VALUES (?, ?) \
