@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, ServerCommand};
-use crate::bot::{self, BotSettings};
+use std::sync::Arc;
+
+use crate::alerts::{AlertSettings, Alerts};
+use crate::bot::telegram::TelegramClient;
+use crate::bot::{self, BotSettings, Dispatcher};
 use crate::config::{CONFIG_ENV, Config, Loaded};
 use crate::storage::{Storage, StorageOptions};
 use crate::web::{self, RunningServer};
@@ -146,23 +150,44 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         stop.clone(),
     ));
 
-    let mut webhook = axum::Router::new();
+    let alerts = Alerts::new(storage.clone(), AlertSettings::from_config(&config));
+    let mut extras = web::Extras {
+        alerts: Some(alerts.clone()),
+        ..web::Extras::default()
+    };
+    let mut telegram = None;
     match BotSettings::from_config(&config) {
         Some(settings) => {
-            let running = bot::start(storage.clone(), settings, holder.clone(), stop.clone())?;
+            telegram =
+                Some(TelegramClient::new(settings.telegram.clone()).map_err(anyhow::Error::msg)?);
+            let on_unreachable = alerts.clone();
+            let dispatcher = Dispatcher::new(storage.clone(), Arc::new(settings)).on_unreachable(
+                Arc::new(move |user_id| {
+                    let alerts = on_unreachable.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = alerts.user_unreachable(user_id).await {
+                            tracing::warn!("cannot record an unreachable user: {e}");
+                        }
+                    });
+                }),
+            );
+            let running = bot::start_with(dispatcher, holder.clone(), stop.clone())?;
             if let Some(routes) = running.webhook {
-                webhook = routes;
+                extras.routes = routes;
             }
             jobs.spawn(async move {
                 let _ = running.task.await;
             });
         }
         None => tracing::info!(
-            "no bot token (SERVERSAN_BOT_TOKEN) is set: running report ingest only, without the Telegram bot"
+            "no bot token (SERVERSAN_BOT_TOKEN) is set: running report ingest only, without the Telegram bot; alerts are kept in the outbox until a bot is configured"
         ),
     }
+    // The scheduler runs either way (alert state stays current); the outbox
+    // sender needs Telegram.
+    let background = alerts.start(telegram, None, holder.clone(), &stop);
 
-    let server = RunningServer::start_with(&config, storage.clone(), webhook).await?;
+    let server = RunningServer::start_with(&config, storage.clone(), extras).await?;
     tracing::info!(
         listen = %server.addr,
         tls = config.tls_cert.is_some(),
@@ -172,6 +197,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     server.run_until(web::shutdown_signal()).await;
     stop.cancel();
+    background.stop().await;
     while jobs.join_next().await.is_some() {}
     storage.close().await;
     tracing::info!("stopped");

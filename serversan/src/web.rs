@@ -29,6 +29,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::alerts::Alerts;
 use crate::config::Config;
 use crate::ingest::{self, IngestSettings, IngestState};
 use crate::install::{self, InstallSettings};
@@ -53,18 +54,28 @@ pub enum WebError {
     Tls(#[from] rustls::Error),
 }
 
-/// Every route of the server, with the JSON error and timeout layers.
-pub fn app(config: &Config, storage: Storage) -> Router {
-    app_with(config, storage, Router::new())
+/// What `serve` adds to the HTTP application beyond ingest, installers,
+/// health and metrics.
+#[derive(Default)]
+pub struct Extras {
+    /// More routes under the same error and timeout layers (the bot's webhook).
+    pub routes: Router,
+    /// Alert rules evaluated right after each stored report.
+    pub alerts: Option<Alerts>,
 }
 
-/// [`app`] with more routes mounted beside the built-in ones (the bot's
-/// webhook), under the same error and timeout layers.
-pub fn app_with(config: &Config, storage: Storage, extra: Router) -> Router {
-    let ingest = ingest::router(IngestState::new(
-        storage.clone(),
-        IngestSettings::from_config(config),
-    ));
+/// Every route of the server, with the JSON error and timeout layers.
+pub fn app(config: &Config, storage: Storage) -> Router {
+    app_with(config, storage, Extras::default())
+}
+
+/// [`app`] with [`Extras`].
+pub fn app_with(config: &Config, storage: Storage, extras: Extras) -> Router {
+    let mut ingest_state = IngestState::new(storage.clone(), IngestSettings::from_config(config));
+    if let Some(alerts) = extras.alerts {
+        ingest_state = ingest_state.with_alerts(alerts);
+    }
+    let ingest = ingest::router(ingest_state);
     let install = install::router(InstallSettings {
         public_url: config.public_url(),
         agent_dir: config.agent_dir.clone(),
@@ -78,7 +89,7 @@ pub fn app_with(config: &Config, storage: Storage, extra: Router) -> Router {
         .route("/healthz", get(healthz).with_state(health))
         .merge(ingest)
         .merge(install)
-        .merge(extra);
+        .merge(extras.routes);
     if config.metrics {
         // Installed now, so counts start with the first request.
         prometheus();
@@ -449,14 +460,14 @@ pub struct RunningServer {
 impl RunningServer {
     /// Binds, then serves and prunes in background tasks.
     pub async fn start(config: &Config, storage: Storage) -> Result<Self, WebError> {
-        Self::start_with(config, storage, Router::new()).await
+        Self::start_with(config, storage, Extras::default()).await
     }
 
-    /// [`RunningServer::start`] with extra routes (see [`app_with`]).
+    /// [`RunningServer::start`] with [`Extras`].
     pub async fn start_with(
         config: &Config,
         storage: Storage,
-        extra: Router,
+        extras: Extras,
     ) -> Result<Self, WebError> {
         let listener = Listener::bind(config).await?;
         let addr = listener.local_addr().map_err(|source| WebError::Bind {
@@ -465,7 +476,7 @@ impl RunningServer {
         })?;
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
-        let router = app_with(config, storage.clone(), extra);
+        let router = app_with(config, storage.clone(), extras);
         let options = ServeOptions::from_config(config);
         let mut serve_stop = stop_rx.clone();
         tasks.spawn(serve(listener, router, options, async move {

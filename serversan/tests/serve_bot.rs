@@ -1,12 +1,14 @@
 //! `serversan serve` with a bot token runs the Telegram bot in the same
 //! process: it registers its commands, answers a user through the Bot API
 //! (here the local test double), and shows a server added from the
-//! command line to its owner.
+//! command line to its owner, and an alert raised by a stored report
+//! reaches that owner.
 
 mod common;
 
 use bot_api_double::{BotApiDouble, TestUser};
-use common::binary::{Serve, run, stderr};
+use common::Agent;
+use common::binary::{Serve, code_from, run, stderr};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_the_bot_when_a_token_is_set() {
@@ -43,6 +45,24 @@ async fn serve_runs_the_bot_when_a_token_is_set() {
         .wait_for_message(chat, |m| m.text.contains("web-1"))
         .await
         .expect("/list shows the server added from the command line");
+
+    // An alert travels from ingest through the outbox to the chat.
+    let code = code_from(&added);
+    telegram.send_text(&alice, "/threshold web-1 cpu 80 0");
+    telegram
+        .wait_for_message(chat, |m| m.text.contains("80"))
+        .await
+        .expect("/threshold confirms the rule");
+    let mut hot = common::report(1);
+    hot.hostname = "<b>x&y</b>".into();
+    hot.cpu.usage_percent = 97.0;
+    let reply = Agent::new(code, &serve.url).send(&hot).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let alert = telegram
+        .wait_for_message(chat, |m| m.text.contains("web-1") && m.text.contains("97"))
+        .await
+        .expect("the CPU alert reaches its owner");
+    assert!(alert.text.to_lowercase().contains("cpu"), "{}", alert.text);
 
     let (status, log) = serve.stop();
     assert!(status.success(), "{log}");

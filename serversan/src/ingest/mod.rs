@@ -77,6 +77,8 @@ pub struct IngestState {
     storage: Storage,
     settings: Arc<IngestSettings>,
     failures: Arc<AuthFailureLimiter>,
+    /// Evaluates alert rules against each stored report.
+    alerts: Option<crate::alerts::Alerts>,
 }
 
 impl IngestState {
@@ -87,7 +89,14 @@ impl IngestState {
             storage,
             settings: Arc::new(settings),
             failures: Arc::new(failures),
+            alerts: None,
         }
+    }
+
+    /// Evaluates `alerts` right after each report is committed.
+    pub fn with_alerts(mut self, alerts: crate::alerts::Alerts) -> Self {
+        self.alerts = Some(alerts);
+        self
     }
 }
 
@@ -298,7 +307,20 @@ async fn accept(state: &IngestState, ip: IpAddr, request: Request) -> Result<i64
         max_per_minute: s.max_reports_per_minute,
     };
     match storage_call(s, state.storage.record_report(&new)).await? {
-        RecordOutcome::Stored { report_id } => Ok(report_id),
+        RecordOutcome::Stored { report_id } => {
+            if let Some(alerts) = &state.alerts {
+                // After the commit and off the request's path: the agent's
+                // 200 never waits for rules, and a failed evaluation is
+                // repeated by the next report or scheduler tick.
+                let (alerts, server_id) = (alerts.clone(), key.server_id);
+                tokio::spawn(async move {
+                    if let Err(e) = alerts.on_report(server_id, &report).await {
+                        tracing::warn!(server_id, "alert evaluation failed: {e}");
+                    }
+                });
+            }
+            Ok(report_id)
+        }
         RecordOutcome::NonceUsed => Err(Refusal::NonceUsed),
         // Deleted between the key lookup and now: its code no longer works.
         RecordOutcome::ServerGone => Err(Refusal::Unauthorized),
