@@ -100,8 +100,10 @@ impl Host {
     }
 
     async fn storage(&self) -> Storage {
-        let mut config = Config::default();
-        config.database_url = DatabaseUrl::parse(&self.db_url).expect("url");
+        let config = Config {
+            database_url: DatabaseUrl::parse(&self.db_url).expect("url"),
+            ..Config::default()
+        };
         Storage::connect(&StorageOptions::from_config(&config))
             .await
             .expect("open storage")
@@ -153,7 +155,11 @@ async fn a_report_from_the_real_agent_is_stored() {
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert_eq!(stored[0].1, this_hostname());
     let now = serversan::storage::unix_now();
-    assert!((now - stored[0].0).abs() < 60, "collected_at {}", stored[0].0);
+    assert!(
+        (now - stored[0].0).abs() < 60,
+        "collected_at {}",
+        stored[0].0
+    );
 
     // The list shows the server as seen.
     let listed = stdout(&host.cli(&["server", "list"]));
@@ -277,7 +283,15 @@ mount --bind "$1/var-lib" /var/lib
 eval "$2""#;
     let started = Instant::now();
     let install = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "bash", "-c", script, "_"])
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "bash",
+            "-c",
+            script,
+            "_",
+        ])
         .arg(&world)
         .arg(&line)
         .stdin(Stdio::null())

@@ -30,17 +30,27 @@ fn the_demo_answers_typed_commands_about_this_machine() {
         .expect("type commands");
     let out = child.wait_with_output().expect("demo ends");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
     assert!(text.contains("ServerSan demo"), "{text}");
     // /list: the demo's own server, online thanks to the agent.
     assert!(text.contains("this-host · online"), "{text}");
     // /stat: figures from this machine's report.
-    assert!(text.contains(&format!("Host {}", hostname.trim())), "{text}");
+    assert!(
+        text.contains(&format!("Host {}", hostname.trim())),
+        "{text}"
+    );
     assert!(text.contains("[1] Refresh"), "{text}");
     // Pressing [1] refreshed in place.
-    assert!(text.contains("(Updated)") || text.matches("Host ").count() >= 2, "{text}");
+    assert!(
+        text.contains("(Updated)") || text.matches("Host ").count() >= 2,
+        "{text}"
+    );
     // A bad name is refused with a reason, and nothing is added.
     assert!(!text.contains("Server <b>bad</b> added"), "{text}");
     assert!(dir.path().join("demo/demo.db").is_file());

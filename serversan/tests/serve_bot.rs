@@ -38,7 +38,11 @@ async fn serve_runs_the_bot_when_a_token_is_set() {
         "the command menu is registered"
     );
 
-    let added = run(dir.path(), &env, &["server", "add", "web-1", "--owner", "1001"]);
+    let added = run(
+        dir.path(),
+        &env,
+        &["server", "add", "web-1", "--owner", "1001"],
+    );
     assert!(added.status.success(), "{}", stderr(&added));
     telegram.send_text(&alice, "/list");
     telegram
