@@ -20,18 +20,17 @@ struct Figures {
 }
 
 /// The report just before `from` (its counters give the first report's
-/// network rate), then every report in `[from, to)`, by time.
+/// network rate), then every report in `[from, to)`, by time: one range
+/// scan of the `(server_id, collected_at)` index, from the previous
+/// report's time, which its `MAX` finds at the index's edge. (A derived
+/// `ORDER BY collected_at DESC LIMIT 1` instead made MariaDB walk back from
+/// the server's newest report: 30 ms per bucket in a month-long backfill.)
+/// Binds: server id, server id, from, from, to.
 const RANGE_WITH_PREVIOUS: &str = "SELECT collected_at, cpu_percent, mem_used, mem_total, \
      disk_max_percent, net_rx, net_tx, load1, load5, load15, cpu_cores \
-     FROM (SELECT collected_at, cpu_percent, mem_used, mem_total, \
-           disk_max_percent, net_rx, net_tx, load1, load5, load15, cpu_cores \
-           FROM reports WHERE server_id = ? AND collected_at < ? \
-           ORDER BY collected_at DESC LIMIT 1) AS previous \
-     UNION ALL \
-     SELECT collected_at, cpu_percent, mem_used, mem_total, \
-     disk_max_percent, net_rx, net_tx, load1, load5, load15, cpu_cores \
-     FROM reports WHERE server_id = ? AND collected_at >= ? AND collected_at < ? \
-     ORDER BY collected_at";
+     FROM reports WHERE server_id = ? AND collected_at >= COALESCE( \
+         (SELECT MAX(collected_at) FROM reports WHERE server_id = ? AND collected_at < ?), ?) \
+     AND collected_at < ? ORDER BY collected_at";
 
 fn figures_from_row(row: &impl Columns) -> Result<Figures, sqlx::Error> {
     let load = match (
@@ -67,8 +66,8 @@ pub async fn samples(
     let rows: Vec<Figures> = with_pool!(storage.db(), pool => {
         let rows = sqlx::query(RANGE_WITH_PREVIOUS)
             .bind(server_id)
-            .bind(from)
             .bind(server_id)
+            .bind(from)
             .bind(from)
             .bind(to)
             .fetch_all(pool)
