@@ -16,6 +16,7 @@ use crate::alerts::{AlertSettings, Alerts};
 use crate::bot::telegram::TelegramClient;
 use crate::bot::{self, BotSettings, Dispatcher};
 use crate::config::{CONFIG_ENV, Config, Loaded};
+use crate::history::{self, HistorySettings};
 use crate::storage::{Storage, StorageOptions};
 use crate::web::{self, RunningServer};
 
@@ -146,6 +147,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         storage.clone(),
         config.code_expiry,
         config.code_expiry_interval,
+        holder.clone(),
+        stop.clone(),
+    ));
+
+    // Chart rollups and retention, one instance at a time.
+    jobs.spawn(history::run(
+        storage.clone(),
+        HistorySettings::from_config(&config),
         holder.clone(),
         stop.clone(),
     ));

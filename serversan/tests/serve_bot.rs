@@ -2,13 +2,14 @@
 //! process: it registers its commands, answers a user through the Bot API
 //! (here the local test double), and shows a server added from the
 //! command line to its owner, and an alert raised by a stored report
-//! reaches that owner.
+//! reaches that owner; every background job runs under its lease.
 
 mod common;
 
 use bot_api_double::{BotApiDouble, TestUser};
 use common::Agent;
 use common::binary::{Serve, code_from, run, stderr};
+use sqlx::Connection;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_the_bot_when_a_token_is_set() {
@@ -67,6 +68,33 @@ async fn serve_runs_the_bot_when_a_token_is_set() {
         .await
         .expect("the CPU alert reaches its owner");
     assert!(alert.text.to_lowercase().contains("cpu"), "{}", alert.text);
+
+    // Every once-only job runs, each under its lease.
+    let mut leases: Vec<String> = Vec::new();
+    for _ in 0..50 {
+        let mut conn = sqlx::SqliteConnection::connect(&db).await.expect("open db");
+        leases = sqlx::query_scalar("SELECT name FROM leases ORDER BY name")
+            .fetch_all(&mut conn)
+            .await
+            .expect("leases");
+        if leases.len() >= 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for job in [
+        "alert-scheduler",
+        "alert-sender",
+        "history",
+        "pending-server-expiry",
+        "prune",
+        "telegram-poller",
+    ] {
+        assert!(
+            leases.iter().any(|l| l == job),
+            "{job} is not running: {leases:?}"
+        );
+    }
 
     let (status, log) = serve.stop();
     assert!(status.success(), "{log}");
