@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serversan_protocol::AuthCode;
+use tokio_util::sync::CancellationToken;
 
 use crate::bot::{self, BotSettings, Dispatcher, Sender};
 use crate::config::{Config, DatabaseUrl, SettingValue};
+use crate::history::{self, HistorySettings};
 use crate::storage::{ServerName, Storage, StorageOptions, UserProfile};
 use crate::web::RunningServer;
 
@@ -55,6 +57,14 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
     storage.migrate().await?;
     let server = RunningServer::start(&config, storage.clone()).await?;
 
+    let jobs = CancellationToken::new();
+    let history = tokio::spawn(history::run(
+        storage.clone(),
+        HistorySettings::from_config(&config),
+        crate::web::instance_id(),
+        jobs.clone(),
+    ));
+
     let code = demo_server_code(&storage).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let agent = spawn_agent(&url, code, options.interval, Arc::clone(&stop))?;
@@ -90,6 +100,8 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
     let result = bot::console::run(&dispatcher, user, input, &mut out, &charts).await;
 
     stop.store(true, Ordering::Relaxed);
+    jobs.cancel();
+    let _ = history.await;
     let _ = tokio::task::spawn_blocking(move || agent.join()).await;
     server.shutdown().await;
     storage.close().await;

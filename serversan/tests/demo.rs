@@ -26,7 +26,7 @@ fn the_demo_answers_typed_commands_about_this_machine() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(b"/list\n/stat this-host\n1\n/add <b>bad</b>\n/quit\n")
+        .write_all(b"/list\n/stat this-host\n1\n/add <b>bad</b>\n/chart this-host cpu 1h\n/quit\n")
         .expect("type commands");
     let out = child.wait_with_output().expect("demo ends");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -54,4 +54,12 @@ fn the_demo_answers_typed_commands_about_this_machine() {
     // A bad name is refused with a reason, and nothing is added.
     assert!(!text.contains("Server <b>bad</b> added"), "{text}");
     assert!(dir.path().join("demo/demo.db").is_file());
+    // /chart: the PNG is saved where the demo says.
+    let chart = dir.path().join("demo/charts/chart-1.png");
+    assert!(
+        text.contains(&format!("chart saved to {}", chart.display())),
+        "{text}"
+    );
+    let png = std::fs::read(&chart).expect("chart file");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
 }
