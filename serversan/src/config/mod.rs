@@ -5,7 +5,7 @@
 //! variables. Every setting has both a TOML key and an environment name
 //! (`body_limit` ↔ `SERVERSAN_BODY_LIMIT`), so the environment alone always
 //! suffices. Adding a setting is one entry in the [`settings!`] list below
-//! plus a row in `docs/configuration.md` (a test keeps the two in step).
+//! plus a row in the README's settings table (a test keeps the two in step).
 
 mod values;
 
@@ -234,9 +234,7 @@ pub enum ConfigError {
     },
     #[error("the config file {path} is not valid TOML: {message}")]
     Toml { path: PathBuf, message: String },
-    #[error(
-        "unknown setting `{key}` in {path}; see docs/configuration.md for the list of settings"
-    )]
+    #[error("unknown setting `{key}` in {path}; see the settings table in the README")]
     UnknownKey { key: String, path: PathBuf },
     #[error("{setting}: {reason}")]
     Invalid { setting: String, reason: String },
@@ -326,7 +324,10 @@ impl Config {
             reason,
         };
         if let Some(url) = &self.public_url {
-            check_http_url(url).map_err(|r| invalid("public_url", r))?;
+            // The installers embed it: the same rule as theirs, checked now
+            // rather than when someone first asks for /install.sh.
+            crate::install::check_public_url(url)
+                .map_err(|e| invalid("public_url", e.to_string()))?;
         }
         check_http_url(&self.telegram_api_url).map_err(|r| invalid("telegram_api_url", r))?;
         match (&self.tls_cert, &self.tls_key) {
@@ -608,6 +609,27 @@ mod tests {
     }
 
     #[test]
+    fn a_public_url_the_installers_cannot_embed_is_refused_at_start() {
+        for bad in [
+            "https://mon.example/'x",
+            "https://mon.example/?a=1",
+            "ftp://x",
+        ] {
+            let err = Config::load_from(None, env(&[("SERVERSAN_PUBLIC_URL", bad)]))
+                .expect_err("refused");
+            assert!(
+                err.to_string().starts_with("SERVERSAN_PUBLIC_URL: "),
+                "{err}"
+            );
+        }
+        Config::load_from(
+            None,
+            env(&[("SERVERSAN_PUBLIC_URL", "http://[::1]:8080/mon/")]),
+        )
+        .expect("accepted");
+    }
+
+    #[test]
     fn bad_values_name_the_setting_and_source() {
         let err = Config::load_from(None, env(&[("SERVERSAN_LISTEN", "localhost")]))
             .expect_err("refused");
@@ -695,11 +717,11 @@ mod tests {
 
     #[test]
     fn every_setting_is_documented() {
-        let docs = include_str!("../../../docs/configuration.md");
+        let docs = include_str!("../../../README.md");
         for info in SETTINGS {
             assert!(
                 docs.contains(&format!("`{}`", info.env_name())),
-                "docs/configuration.md lacks {}",
+                "the README's settings table lacks {}",
                 info.env_name()
             );
             assert!(!info.doc.is_empty(), "{} has no doc comment", info.key);

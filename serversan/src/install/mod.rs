@@ -6,6 +6,8 @@
 mod binaries;
 mod preset;
 
+pub use preset::{PresetError, check_public_url};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -17,7 +19,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use preset::{Installer, PresetError};
+use preset::Installer;
 
 /// What the install routes need from the configuration.
 #[derive(Debug, Clone)]

@@ -19,7 +19,7 @@ pub(crate) enum Installer {
 
 /// Why an installer cannot be served with the configured public URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum PresetError {
+pub enum PresetError {
     #[error("the public URL must start with http:// or https://")]
     Scheme,
     #[error("the public URL has no host after the scheme")]
@@ -98,7 +98,7 @@ impl Installer {
 /// characters that mean nothing to a shell, PowerShell or TOML string.
 ///
 /// The installers apply the same rule to `--server` / `-Server`.
-pub(crate) fn check_public_url(url: &str) -> Result<&str, PresetError> {
+pub fn check_public_url(url: &str) -> Result<&str, PresetError> {
     if url.len() > MAX_URL_LEN {
         return Err(PresetError::TooLong);
     }
