@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use alerts_support::*;
 use bot_api_double::{BotApiDouble, Failure};
 use common::Backend;
-use serversan::alerts::Metric;
 use serversan::alerts::outbox::Status;
+use serversan::alerts::{AlertSettings, Metric};
 
 on_both_backends!(
     an_alert_survives_a_429_and_three_500s,
@@ -172,7 +172,15 @@ async fn a_blocked_user_never_blocks_the_queue(backend: Backend) {
 }
 
 async fn messages_telegram_kept_failing_on_are_retried_in_order(backend: Backend) {
-    let Some(f) = Fixture::with_settings(backend, fast_settings()).await else {
+    // The outbox schedules retries in whole seconds, so a one-second backoff
+    // can come due at once; three seconds leave at least two to check that
+    // nothing is retried early, on a loaded machine too.
+    let settings = AlertSettings {
+        outbox_retry_backoff: Duration::from_secs(3),
+        outbox_retry_max: Duration::from_secs(6),
+        ..fast_settings()
+    };
+    let Some(f) = Fixture::with_settings(backend, settings).await else {
         return;
     };
     let double = BotApiDouble::start().await;
@@ -203,8 +211,8 @@ async fn messages_telegram_kept_failing_on_are_retried_in_order(backend: Backend
     assert_eq!(statuses_of(&f).await, [Status::Queued, Status::Queued]);
     assert_eq!(double.messages(other).len(), 1);
     assert_eq!(sender.drain(None).await.expect("drain").sent, 0, "not yet");
-    // Later (the retry backoff is a second), both go, in order.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // Later (the retry backoff is three seconds), both go, in order.
+    let deadline = Instant::now() + Duration::from_secs(12);
     while double.messages(OWNER).len() < 2 && Instant::now() < deadline {
         sender.drain(None).await.expect("drain");
         tokio::time::sleep(Duration::from_millis(100)).await;
