@@ -21,6 +21,7 @@ on_both_backends!(
     deleting_a_server_removes_its_reports,
     leases_are_exclusive_until_expiry,
     expired_nonces_are_pruned,
+    concurrent_reports_stay_exact,
 );
 
 fn name(s: &str) -> ServerName {
@@ -572,4 +573,84 @@ async fn expired_nonces_are_pruned(backend: Backend) {
     assert_eq!(storage.count_nonces().await.expect("count"), 3);
     assert_eq!(storage.prune_nonces(unix_now()).await.expect("prune"), 2);
     assert_eq!(storage.count_nonces().await.expect("count"), 1);
+}
+
+/// Reports written at the same moment share a transaction (group commit);
+/// each must still get exactly the outcome it would get alone.
+async fn concurrent_reports_stay_exact(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let mut servers = Vec::new();
+    for i in 0..10 {
+        let (server, _) = storage
+            .create_server(1, &name(&format!("busy{i}")))
+            .await
+            .expect("create");
+        servers.push(server.id);
+    }
+    let replayed = common::report(900);
+    let same_time = common::report(600);
+    let nonce = serversan_protocol::random_nonce().expect("nonce");
+    let mut tasks = tokio::task::JoinSet::new();
+    // One request sent 20 times at once: stored once, then a replay.
+    for _ in 0..20 {
+        let (storage, r, nonce, id) =
+            (storage.clone(), replayed.clone(), nonce.clone(), servers[0]);
+        tasks.spawn(async move {
+            (
+                "replay",
+                storage.record_report(&new_report(id, &r, &nonce)).await,
+            )
+        });
+    }
+    // Two different requests with one collected_at for one server: one wins.
+    for _ in 0..2 {
+        let (storage, r, id) = (storage.clone(), same_time.clone(), servers[1]);
+        tasks.spawn(async move {
+            let nonce = serversan_protocol::random_nonce().expect("nonce");
+            (
+                "same time",
+                storage.record_report(&new_report(id, &r, &nonce)).await,
+            )
+        });
+    }
+    // Every other server reports once.
+    for &id in &servers[2..] {
+        let (storage, r) = (storage.clone(), common::report(300));
+        tasks.spawn(async move {
+            let nonce = serversan_protocol::random_nonce().expect("nonce");
+            (
+                "fleet",
+                storage.record_report(&new_report(id, &r, &nonce)).await,
+            )
+        });
+    }
+    let mut tally = std::collections::BTreeMap::<(&str, String), usize>::new();
+    while let Some(done) = tasks.join_next().await {
+        let (what, outcome) = done.expect("join");
+        let kind = match outcome.expect("storage works") {
+            RecordOutcome::Stored { .. } => "stored".to_owned(),
+            RecordOutcome::NonceUsed => "nonce used".to_owned(),
+            RecordOutcome::NotNewer { .. } => "not newer".to_owned(),
+            other => format!("{other:?}"),
+        };
+        *tally.entry((what, kind)).or_default() += 1;
+    }
+    let expected: std::collections::BTreeMap<(&str, String), usize> = [
+        (("replay", "stored".to_owned()), 1),
+        (("replay", "nonce used".to_owned()), 19),
+        (("same time", "stored".to_owned()), 1),
+        (("same time", "not newer".to_owned()), 1),
+        (("fleet", "stored".to_owned()), 8),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(tally, expected);
+    assert_eq!(storage.count_all_reports().await.expect("count"), 10);
+    // Refused reports left nothing behind: one nonce per stored report.
+    assert_eq!(storage.count_nonces().await.expect("count"), 10);
+    assert_eq!(storage.count_reports(servers[0]).await.expect("count"), 1);
+    assert_eq!(storage.count_reports(servers[1]).await.expect("count"), 1);
 }

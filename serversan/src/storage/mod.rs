@@ -7,6 +7,7 @@
 //! they lose a conflict (deadlock 1213, which is also how Galera reports a
 //! conflict between nodes).
 
+mod batch;
 pub(crate) mod db;
 mod leases;
 mod migrations;
@@ -74,6 +75,9 @@ pub enum StorageError {
     Corrupt(String),
     #[error("the system's random number generator failed: {0}")]
     Random(getrandom::Error),
+    /// A batch of reports failed as a whole; each of its callers gets this.
+    #[error("{0}")]
+    Batch(std::sync::Arc<StorageError>),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -82,6 +86,8 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct Storage {
     db: Db,
+    /// Group commit of accepted reports (see `batch`).
+    batcher: batch::Batcher,
 }
 
 impl Storage {
@@ -129,7 +135,8 @@ impl Storage {
                 Db::MySql(pool)
             }
         };
-        Ok(Self { db })
+        let batcher = batch::Batcher::start(db.clone());
+        Ok(Self { db, batcher })
     }
 
     /// Which backend this is.

@@ -8,7 +8,9 @@
 
 use serversan_protocol::Report;
 
-use super::db::{Columns, InsertedId, WritePool, is_unique_violation, retry_conflicts, with_pool};
+use super::db::{
+    Columns, Db, InsertedId, WritePool, is_unique_violation, retry_conflicts, with_pool,
+};
 use super::{Result, Storage, StorageError, clamp_i64, nonces, servers};
 
 /// The key figures stored as columns of `reports`.
@@ -200,130 +202,197 @@ fn report_from_row(row: &impl Columns) -> Result<ReportRow, sqlx::Error> {
     })
 }
 
-/// Why [`servers::ADVANCE`] matched no row, from the row as it is now.
-fn explain_refusal(new: &NewReport<'_>, pacing: Option<(Option<i64>, i64)>) -> RecordOutcome {
-    let Some((last, window_start)) = pacing else {
-        return RecordOutcome::ServerGone;
-    };
-    let collected_at = new.report.collected_at;
-    if let Some(last) = last {
-        if collected_at <= last {
-            return RecordOutcome::NotNewer {
-                last_collected_at: last,
-            };
-        }
-        let due = last.saturating_add(new.min_interval_secs);
-        if collected_at < due {
-            return RecordOutcome::TooSoon {
-                retry_after_secs: due - collected_at,
-            };
-        }
+/// A report ready for the database: everything computed outside the
+/// transaction (figures, JSON), so a batch holds its lock only for SQL.
+#[derive(Debug, Clone)]
+pub(super) struct Prepared {
+    server_id: i64,
+    collected_at: i64,
+    received_at: i64,
+    nonce: String,
+    nonce_expires_at: i64,
+    min_interval_secs: i64,
+    max_per_minute: i64,
+    figures: Figures,
+    detail: String,
+}
+
+impl Prepared {
+    pub(super) fn server_id(&self) -> i64 {
+        self.server_id
     }
-    RecordOutcome::RateCapped {
-        retry_after_secs: (window_start + 60 - new.received_at).max(1),
+
+    fn new(new: &NewReport<'_>) -> Result<Self> {
+        let detail = serde_json::to_string(new.report)
+            .map_err(|e| StorageError::Corrupt(format!("cannot encode a report: {e}")))?;
+        Ok(Self {
+            server_id: new.server_id,
+            collected_at: new.report.collected_at,
+            received_at: new.received_at,
+            nonce: new.nonce.to_owned(),
+            nonce_expires_at: new.nonce_expires_at,
+            min_interval_secs: new.min_interval_secs,
+            max_per_minute: new.max_per_minute,
+            figures: Figures::from_report(new.report),
+            detail,
+        })
+    }
+
+    /// Why [`servers::ADVANCE`] matched no row, from the row as it is now.
+    fn explain_refusal(&self, pacing: Option<(Option<i64>, i64)>) -> RecordOutcome {
+        let Some((last, window_start)) = pacing else {
+            return RecordOutcome::ServerGone;
+        };
+        if let Some(last) = last {
+            if self.collected_at <= last {
+                return RecordOutcome::NotNewer {
+                    last_collected_at: last,
+                };
+            }
+            let due = last.saturating_add(self.min_interval_secs);
+            if self.collected_at < due {
+                return RecordOutcome::TooSoon {
+                    retry_after_secs: due - self.collected_at,
+                };
+            }
+        }
+        RecordOutcome::RateCapped {
+            retry_after_secs: (window_start + 60 - self.received_at).max(1),
+        }
     }
 }
 
+/// Stores one report inside an open transaction `$tx`: record the nonce (a
+/// duplicate means a replay), move the server forward if the interval and
+/// the per-minute cap allow, insert the row. Evaluates to
+/// `Result<RecordOutcome, sqlx::Error>`; on anything but `Stored` the
+/// caller rolls the report's savepoint back. A macro rather than a
+/// function so it expands once per backend with concrete types.
+macro_rules! store_one {
+    ($tx:expr, $p:expr) => {
+        async {
+            let p: &Prepared = $p;
+            let nonce = sqlx::query(nonces::INSERT)
+                .bind(p.server_id)
+                .bind(p.nonce.as_str())
+                .bind(p.nonce_expires_at)
+                .execute(&mut *$tx)
+                .await;
+            match nonce {
+                Err(e) if is_unique_violation(&e) => return Ok(RecordOutcome::NonceUsed),
+                other => other?,
+            };
+            let now = p.received_at;
+            let advanced = sqlx::query(servers::ADVANCE)
+                .bind(p.collected_at)
+                .bind(now)
+                .bind(now)
+                .bind(now)
+                .bind(now)
+                .bind(p.server_id)
+                .bind(p.collected_at)
+                .bind(p.collected_at.saturating_sub(p.min_interval_secs))
+                .bind(now)
+                .bind(p.max_per_minute)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+            if advanced == 0 {
+                let row = sqlx::query(servers::PACING)
+                    .bind(p.server_id)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+                let pacing = row
+                    .as_ref()
+                    .map(|r| -> Result<_, sqlx::Error> {
+                        Ok((r.opt_int("last_collected_at")?, r.int("window_start")?))
+                    })
+                    .transpose()?;
+                return Ok(p.explain_refusal(pacing));
+            }
+            let f = &p.figures;
+            let inserted = sqlx::query(INSERT_REPORT)
+                .bind(p.server_id)
+                .bind(p.collected_at)
+                .bind(now)
+                .bind(f.hostname.as_str())
+                .bind(f.boot_time)
+                .bind(f.cpu_percent)
+                .bind(f.cpu_cores)
+                .bind(f.load1)
+                .bind(f.load5)
+                .bind(f.load15)
+                .bind(f.mem_total)
+                .bind(f.mem_used)
+                .bind(f.mem_available)
+                .bind(f.swap_total)
+                .bind(f.swap_used)
+                .bind(f.disk_total)
+                .bind(f.disk_used)
+                .bind(f.disk_max_percent)
+                .bind(f.net_rx)
+                .bind(f.net_tx)
+                .bind(f.process_count)
+                .bind(p.detail.as_str())
+                .execute(&mut *$tx)
+                .await;
+            match inserted {
+                Ok(r) => Ok(RecordOutcome::Stored {
+                    report_id: r.inserted_id(),
+                }),
+                // The unique (server_id, collected_at) key backs up ADVANCE.
+                Err(e) if is_unique_violation(&e) => Ok(RecordOutcome::NotNewer {
+                    last_collected_at: p.collected_at,
+                }),
+                Err(e) => Err(e),
+            }
+        }
+    };
+}
+
+/// Stores a batch in one transaction and returns each report's outcome in
+/// order. The whole batch is retried when it loses a conflict; no outcome
+/// counts until the commit succeeds.
+pub(super) async fn record_batch(db: &Db, batch: &[Prepared]) -> Result<Vec<RecordOutcome>> {
+    let outcomes = retry_conflicts(|| async {
+        with_pool!(db, pool => {
+            let mut tx = pool.begin_write().await?;
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for p in batch {
+                let mut savepoint = sqlx::Acquire::begin(&mut tx).await?;
+                let outcome = store_one!(savepoint, p).await?;
+                if matches!(outcome, RecordOutcome::Stored { .. }) {
+                    savepoint.commit().await?;
+                } else {
+                    savepoint.rollback().await?;
+                }
+                outcomes.push(outcome);
+            }
+            tx.commit().await?;
+            Ok(outcomes)
+        })
+    })
+    .await?;
+    Ok(outcomes)
+}
+
 impl Storage {
-    /// Stores an accepted report in one short transaction: record the nonce
-    /// (a duplicate means a replay), move the server forward if the interval
-    /// and the per-minute cap allow, insert the row, commit. Anything short
-    /// of [`RecordOutcome::Stored`] leaves the database as it was, so a
+    /// Stores an accepted report: record the nonce (a duplicate means a
+    /// replay), move the server forward if the interval and the per-minute
+    /// cap allow, insert the row, commit. Anything short of
+    /// [`RecordOutcome::Stored`] leaves the database as it was, so a
     /// refused request neither burns its nonce nor counts toward the
     /// interval.
+    ///
+    /// Concurrent calls are grouped: their reports share one transaction
+    /// (each in its own savepoint, so one refusal undoes only itself), and
+    /// every call returns only after that transaction has committed. The
+    /// nonce and pacing checks are the database's, so they stay exact
+    /// within a batch, across batches and across instances.
     pub async fn record_report(&self, new: &NewReport<'_>) -> Result<RecordOutcome> {
-        let figures = Figures::from_report(new.report);
-        let detail = serde_json::to_string(new.report)
-            .map_err(|e| StorageError::Corrupt(format!("cannot encode a report: {e}")))?;
-        let collected_at = new.report.collected_at;
-        let now = new.received_at;
-        let outcome = retry_conflicts(|| async {
-            with_pool!(&self.db, pool => {
-                let mut tx = pool.begin_write().await?;
-                let nonce = sqlx::query(nonces::INSERT)
-                    .bind(new.server_id)
-                    .bind(new.nonce)
-                    .bind(new.nonce_expires_at)
-                    .execute(&mut *tx)
-                    .await;
-                match nonce {
-                    Err(e) if is_unique_violation(&e) => return Ok(RecordOutcome::NonceUsed),
-                    other => other?,
-                };
-                let advanced = sqlx::query(servers::ADVANCE)
-                    .bind(collected_at)
-                    .bind(now)
-                    .bind(now)
-                    .bind(now)
-                    .bind(now)
-                    .bind(new.server_id)
-                    .bind(collected_at)
-                    .bind(collected_at.saturating_sub(new.min_interval_secs))
-                    .bind(now)
-                    .bind(new.max_per_minute)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if advanced == 0 {
-                    let row = sqlx::query(servers::PACING)
-                        .bind(new.server_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let pacing = row
-                        .as_ref()
-                        .map(|r| -> Result<_, sqlx::Error> {
-                            Ok((
-                                r.opt_int("last_collected_at")?,
-                                r.int("window_start")?,
-                            ))
-                        })
-                        .transpose()?;
-                    return Ok(explain_refusal(new, pacing));
-                }
-                let f = &figures;
-                let inserted = sqlx::query(INSERT_REPORT)
-                    .bind(new.server_id)
-                    .bind(collected_at)
-                    .bind(now)
-                    .bind(f.hostname.as_str())
-                    .bind(f.boot_time)
-                    .bind(f.cpu_percent)
-                    .bind(f.cpu_cores)
-                    .bind(f.load1)
-                    .bind(f.load5)
-                    .bind(f.load15)
-                    .bind(f.mem_total)
-                    .bind(f.mem_used)
-                    .bind(f.mem_available)
-                    .bind(f.swap_total)
-                    .bind(f.swap_used)
-                    .bind(f.disk_total)
-                    .bind(f.disk_used)
-                    .bind(f.disk_max_percent)
-                    .bind(f.net_rx)
-                    .bind(f.net_tx)
-                    .bind(f.process_count)
-                    .bind(detail.as_str())
-                    .execute(&mut *tx)
-                    .await;
-                let report_id = match inserted {
-                    Ok(r) => r.inserted_id(),
-                    // The unique (server_id, collected_at) key backs up ADVANCE.
-                    Err(e) if is_unique_violation(&e) => {
-                        return Ok(RecordOutcome::NotNewer {
-                            last_collected_at: collected_at,
-                        });
-                    }
-                    Err(e) => return Err(e),
-                };
-                tx.commit().await?;
-                Ok(RecordOutcome::Stored { report_id })
-            })
-        })
-        .await?;
-        Ok(outcome)
+        let prepared = Prepared::new(new)?;
+        self.batcher.submit(prepared).await
     }
-
     /// The newest report of a server (by collection time).
     pub async fn latest_report(&self, server_id: i64) -> Result<Option<ReportRow>> {
         Ok(self.recent_reports(server_id, 1).await?.into_iter().next())

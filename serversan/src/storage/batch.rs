@@ -1,0 +1,82 @@
+//! Group commit for accepted reports. Requests that arrive while a batch
+//! is being written wait in a queue; the next batch takes them all (up to
+//! a bound) and writes them in one transaction, one savepoint per report.
+//! Each request is answered only after its batch has committed, so a 200
+//! still means the row is stored; the commit's cost (the lock, the WAL
+//! write, the InnoDB log flush) is shared by the whole batch instead of
+//! paid per report.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::db::Db;
+use super::reports::{Prepared, RecordOutcome, record_batch};
+use super::{Result, StorageError};
+
+/// Most reports written in one transaction: large enough to share a commit
+/// widely, small enough to keep the transaction short.
+const MAX_BATCH: usize = 256;
+
+/// Reports waiting for a batch; a full queue makes callers wait, which is
+/// the back-pressure ingest needs.
+const QUEUE: usize = 4 * MAX_BATCH;
+
+struct Job {
+    report: Prepared,
+    reply: oneshot::Sender<Result<RecordOutcome>>,
+}
+
+/// The queue in front of the batch writer; cheap to clone.
+#[derive(Debug, Clone)]
+pub(super) struct Batcher {
+    queue: mpsc::Sender<Job>,
+}
+
+impl Batcher {
+    /// Starts the writer task on the current runtime. It ends when the last
+    /// handle (every clone of the storage) is dropped.
+    pub(super) fn start(db: Db) -> Self {
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        tokio::spawn(write_batches(db, jobs));
+        Self { queue }
+    }
+
+    /// Queues a report and waits until its batch has committed (or failed).
+    pub(super) async fn submit(&self, report: Prepared) -> Result<RecordOutcome> {
+        let (reply, answer) = oneshot::channel();
+        let closed = || StorageError::Database(sqlx::Error::PoolClosed);
+        self.queue
+            .send(Job { report, reply })
+            .await
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+}
+
+async fn write_batches(db: Db, mut queue: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        // By server, keeping arrival order within one server: concurrent
+        // batches (other instances) then lock `servers` rows in one order.
+        jobs.sort_by_key(|j| j.report.server_id());
+        let (reports, replies): (Vec<Prepared>, Vec<_>) =
+            jobs.drain(..).map(|j| (j.report, j.reply)).unzip();
+        match record_batch(&db, &reports).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // The caller may have given up (a timeout); the report
+                    // is stored all the same.
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(reports = reports.len(), "a batch of reports failed: {e}");
+                let e = Arc::new(e);
+                for reply in replies {
+                    let _ = reply.send(Err(StorageError::Batch(e.clone())));
+                }
+            }
+        }
+    }
+}
