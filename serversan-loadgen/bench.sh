@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Ingest benchmark: a `serversan serve` on a throwaway database, the load
+# generator at saturation and at a steady 1,000 reports/s, then the same
+# rows stored directly (no HTTP), in one run; repeated RUNS times.
+#
+#   serversan-loadgen/bench.sh sqlite|mysql [RUNS]
+#
+# Uses target/release/{serversan,serversan-loadgen} (BIN to override),
+# MariaDB at 127.0.0.1:3306 as root without password for `mysql`.
+set -euo pipefail
+
+backend=${1:?usage: bench.sh sqlite|mysql [RUNS]}
+runs=${2:-3}
+bin=${BIN:-target/release}
+port=${PORT:-18080}
+count=${COUNT:-50000}
+agents=${AGENTS:-1000}
+work=$(mktemp -d)
+server_pid=
+
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+    if [ "$backend" = mysql ]; then
+        mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS lgbench_$$" || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+fresh_database() {
+    if [ "$backend" = mysql ]; then
+        mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS lgbench_$$; \
+            CREATE DATABASE lgbench_$$ CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        echo "mysql://root@127.0.0.1:3306/lgbench_$$"
+    else
+        rm -f "$work"/db.sqlite*
+        echo "sqlite://$work/db.sqlite"
+    fi
+}
+
+start_server() {
+    if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null; then
+        echo "something already answers on port $port: stop it or set PORT" >&2
+        exit 1
+    fi
+    SERVERSAN_DATABASE_URL=$1 SERVERSAN_LISTEN=127.0.0.1:$port \
+        SERVERSAN_MAX_REPORTS_PER_MINUTE=1000000 \
+        "$bin/serversan" serve >"$work/serve.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 50); do
+        if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null; then return; fi
+        sleep 0.2
+    done
+    cat "$work/serve.log" >&2
+    exit 1
+}
+
+stop_server() {
+    kill "$server_pid"
+    wait "$server_pid" || true
+    server_pid=
+}
+
+echo "# $backend, $(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+for run in $(seq "$runs"); do
+    echo "## run $run"
+    url=$(fresh_database)
+    start_server "$url"
+    echo "### http saturation"
+    "$bin/serversan-loadgen" http --url "http://127.0.0.1:$port" --database-url "$url" \
+        --agents "$agents" --count "$count" --concurrency 64 || true
+    echo "### http steady 1000/s"
+    "$bin/serversan-loadgen" http --url "http://127.0.0.1:$port" --database-url "$url" \
+        --agents "$agents" --count 20000 --concurrency 64 --rate 1000 || true
+    stop_server
+    echo "### direct (Storage::record_report, 10 writers)"
+    "$bin/serversan-loadgen" direct --database-url "$url" \
+        --agents "$agents" --count "$count" --concurrency 10 || true
+    echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+done
