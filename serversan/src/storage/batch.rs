@@ -8,11 +8,12 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::db::Db;
 use super::reports::{Prepared, RecordOutcome, record_batch};
 use super::{Result, StorageError};
+use crate::config::DatabaseKind;
 
 /// Most reports written in one transaction: large enough to share a commit
 /// widely, small enough to keep the transaction short.
@@ -21,6 +22,13 @@ const MAX_BATCH: usize = 256;
 /// Reports waiting for a batch; a full queue makes callers wait, which is
 /// the back-pressure ingest needs.
 const QUEUE: usize = 4 * MAX_BATCH;
+
+/// Batches written at once. SQLite has one writer, so one. MariaDB commits
+/// run in parallel and each waits for its own log flush: with one writer a
+/// request could wait for two commits in a row (measured: p99 at a steady
+/// 1,000/s rose from 11 to 33 ms), so a few writers take turns.
+const SQLITE_WRITERS: usize = 1;
+const MYSQL_WRITERS: usize = 4;
 
 struct Job {
     report: Prepared,
@@ -34,11 +42,18 @@ pub(super) struct Batcher {
 }
 
 impl Batcher {
-    /// Starts the writer task on the current runtime. It ends when the last
-    /// handle (every clone of the storage) is dropped.
+    /// Starts the writer tasks on the current runtime. They end when the
+    /// last handle (every clone of the storage) is dropped.
     pub(super) fn start(db: Db) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(db, jobs));
+        let jobs = Arc::new(Mutex::new(jobs));
+        let writers = match db.kind() {
+            DatabaseKind::Sqlite => SQLITE_WRITERS,
+            DatabaseKind::MySql => MYSQL_WRITERS,
+        };
+        for _ in 0..writers {
+            tokio::spawn(write_batches(db.clone(), jobs.clone()));
+        }
         Self { queue }
     }
 
@@ -54,9 +69,11 @@ impl Batcher {
     }
 }
 
-async fn write_batches(db: Db, mut queue: mpsc::Receiver<Job>) {
+async fn write_batches(db: Db, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+    // The queue is held only while taking a batch, so the next writer can
+    // gather the following one while this one commits.
+    while queue.lock().await.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         // By server, keeping arrival order within one server: concurrent
         // batches (other instances) then lock `servers` rows in one order.
         jobs.sort_by_key(|j| j.report.server_id());
