@@ -8,6 +8,7 @@
 # Uses target/release/{serversan,serversan-loadgen} (BIN to override),
 # MariaDB at 127.0.0.1:3306 as root without password for `mysql`.
 set -euo pipefail
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 
 backend=${1:?usage: bench.sh sqlite|mysql [RUNS]}
 runs=${2:-3}
