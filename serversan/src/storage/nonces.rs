@@ -10,6 +10,10 @@ use super::{Result, Storage};
 pub(super) const INSERT: &str =
     "INSERT INTO used_nonces (server_id, nonce, expires_at) VALUES (?, ?, ?)";
 
+/// Forgets one nonce again (its report was refused in the same
+/// transaction). Binds: server id, nonce.
+pub(super) const DELETE: &str = "DELETE FROM used_nonces WHERE server_id = ? AND nonce = ?";
+
 /// Rows removed per statement, to keep each transaction short.
 const PRUNE_BATCH: u64 = 10_000;
 
