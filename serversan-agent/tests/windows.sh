@@ -25,7 +25,16 @@ fi
 cd "$root"
 cargo build --quiet -p serversan-agent --target "$target"
 work="$(mktemp -d)"
-trap 'WINEPREFIX="$work/wineprefix" wineserver -k 2>/dev/null; rm -rf "$work"' EXIT
+# Clean-up must not change the verdict: under `set -e` a failing command in
+# an EXIT trap becomes the script's exit status (wineserver -k fails when the
+# server is already gone, and a prefix still being written to can make rm
+# fail), so wait for Wine to stop and ignore what clean-up reports.
+cleanup() {
+    WINEPREFIX="$work/wineprefix" wineserver -k >/dev/null 2>&1 || true
+    WINEPREFIX="$work/wineprefix" wineserver -w >/dev/null 2>&1 || true
+    rm -rf "$work" || true
+}
+trap cleanup EXIT
 cp "target/$target/debug/serversan-agent.exe" "$work/"
 x86_64-w64-mingw32-gcc -shared -O2 -o "$work/bcryptprimitives.dll" \
     "$here/windows/processprng-shim.c" -ladvapi32
