@@ -229,12 +229,7 @@ async fn a_deleted_server_s_agent_is_told_to_reinstall() {
 /// as the `serversan` user, and the host appears in storage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_one_line_install_makes_this_host_appear() {
-    if !nix_root() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the install test needs root in CI"
-        );
-        eprintln!("SKIPPED: the one-line install test needs root");
+    if !common::running_as_root("the one-line install test") {
         return;
     }
     let host = Host::new();
@@ -309,15 +304,4 @@ eval "$2""#;
     let host_passwd = std::fs::read_to_string("/etc/passwd").expect("passwd");
     assert!(!host_passwd.lines().any(|l| l.starts_with("serversan:")));
     drop(serve);
-}
-
-fn nix_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|rest| rest.split_whitespace().next() == Some("0"))
-        })
-        .unwrap_or(false)
 }

@@ -3,6 +3,8 @@
 //! touched. Also the script as the server serves it, fetched with curl and
 //! piped into bash the way the one-line install does.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -16,21 +18,10 @@ const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 const SERVER: &str = "http://127.0.0.1:9";
 const CRON_LINE: &str = "* * * * * serversan /usr/local/bin/serversan-agent report >/dev/null 2>&1";
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// These tests create users and chown files (inside the prefix), which
-/// needs root. CI runs as root; elsewhere they say why they did nothing.
+/// needs root.
 fn running_as_root() -> bool {
-    let uid = std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(1);
-    if uid != 0 {
-        assert!(!in_ci(), "the installer tests must run as root in CI");
-        eprintln!("skipped: the installer tests need root");
-    }
-    uid == 0
+    common::running_as_root("the installer tests")
 }
 
 /// A command the tests rely on; missing is a failure in CI.
@@ -40,7 +31,10 @@ fn tool(name: &str) -> Option<PathBuf> {
         .map(|dir| Path::new(dir).join(name))
         .find(|p| p.is_file());
     if found.is_none() {
-        assert!(!in_ci(), "{name} is not installed; CI must provide it");
+        assert!(
+            !common::in_ci(),
+            "{name} is not installed; CI must provide it"
+        );
         eprintln!("skipped: {name} is not installed");
     }
     found

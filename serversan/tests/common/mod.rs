@@ -20,6 +20,21 @@ use serversan_protocol::{AuthCode, Report, headers, sign};
 use sqlx::Connection;
 use sqlx::mysql::MySqlConnection;
 
+/// Whether this process runs as root, which `what` needs. Elsewhere than in
+/// CI (which runs as root) the test says why it did nothing; in CI a missing
+/// root is a failure, never a silent skip.
+pub fn running_as_root(what: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(1);
+    if uid != 0 {
+        assert!(!in_ci(), "{what} must run as root in CI");
+        eprintln!("skipped: {what} needs root");
+    }
+    uid == 0
+}
+
 /// Which database a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -60,7 +75,8 @@ pub fn mysql_server_url() -> String {
     format!("{}://{authority}", scheme.replace("mariadb", "mysql"))
 }
 
-fn in_ci() -> bool {
+/// Whether the run is CI's, where a missing prerequisite is a failure.
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
