@@ -95,6 +95,7 @@ impl Job {
             let now = unix_now();
             let new = NewReport {
                 server_id,
+                key_id: None,
                 report: &report,
                 nonce: &nonce,
                 nonce_expires_at: now + 300,

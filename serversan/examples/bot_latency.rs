@@ -143,6 +143,7 @@ async fn fill(storage: &Storage) -> Result<(), Error> {
                 storage
                     .record_report(&NewReport {
                         server_id: server.id,
+                        key_id: None,
                         report: &report,
                         nonce: &nonce,
                         nonce_expires_at: now + 300,

@@ -77,6 +77,7 @@ impl Bot {
             .storage
             .record_report(&NewReport {
                 server_id,
+                key_id: None,
                 report,
                 nonce: &nonce,
                 nonce_expires_at: unix_now() + 600,

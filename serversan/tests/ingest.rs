@@ -564,8 +564,23 @@ async fn deleted_and_rotated_codes_stop_at_once(backend: Backend) {
         .await
         .expect("rotate")
         .expect("rotated");
+    // The old key was verified a moment ago, so this instance may still
+    // hold it: the store itself must refuse it, and store nothing.
     let old = s.agent.send(&common::report(80)).await;
     assert_eq!(old.status, 401, "{}", old.body);
+    let unknown = Agent::new(AuthCode::generate().expect("rng"), &s.server.url)
+        .send(&common::report(80))
+        .await;
+    assert_eq!(
+        old.body, unknown.body,
+        "indistinguishable from an unknown key"
+    );
+    assert_eq!(s.agent.send(&common::report(70)).await.status, 401);
+    assert_eq!(
+        s.storage.count_reports(s.server_id).await.expect("count"),
+        1
+    );
+    assert_eq!(s.storage.count_nonces().await.expect("count"), 1);
     let renewed = Agent::new(new_code, &s.server.url);
     assert_eq!(renewed.send(&common::report(60)).await.status, 200);
     assert!(

@@ -22,6 +22,7 @@ on_both_backends!(
     leases_are_exclusive_until_expiry,
     expired_nonces_are_pruned,
     concurrent_reports_stay_exact,
+    two_instances_racing_stay_exact,
 );
 
 fn name(s: &str) -> ServerName {
@@ -31,6 +32,7 @@ fn name(s: &str) -> ServerName {
 fn new_report<'a>(server_id: i64, report: &'a Report, nonce: &'a str) -> NewReport<'a> {
     NewReport {
         server_id,
+        key_id: None,
         report,
         nonce,
         nonce_expires_at: unix_now() + 300,
@@ -653,4 +655,89 @@ async fn concurrent_reports_stay_exact(backend: Backend) {
     assert_eq!(storage.count_nonces().await.expect("count"), 10);
     assert_eq!(storage.count_reports(servers[0]).await.expect("count"), 1);
     assert_eq!(storage.count_reports(servers[1]).await.expect("count"), 1);
+}
+
+/// Two instances (two pools, two batch writers) store the same requests at
+/// once, as when an agent's retry lands on another instance behind a load
+/// balancer: each nonce is accepted at most once, each server's stored
+/// reports keep the minimum interval, and nothing refused leaves a row.
+/// On MariaDB the batches race for the same rows, which is what sends a
+/// batch back to the report-by-report path.
+async fn two_instances_racing_stay_exact(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let (a, b) = (db.storage().await, db.storage().await);
+    let mut servers = Vec::new();
+    for i in 0..8 {
+        let (server, _) = a
+            .create_server(1, &name(&format!("race{i}")))
+            .await
+            .expect("create");
+        servers.push(server.id);
+    }
+    let start = unix_now() - 1_000;
+    let mut tasks = tokio::task::JoinSet::new();
+    for &id in &servers {
+        for k in 0..30 {
+            // 5 s apart against a 10 s interval: about every other one fits.
+            let report = common::report(0);
+            let report = Report {
+                collected_at: start + k * 5,
+                ..report
+            };
+            let nonce = serversan_protocol::random_nonce().expect("nonce");
+            for storage in [a.clone(), b.clone()] {
+                let (report, nonce) = (report.clone(), nonce.clone());
+                tasks.spawn(async move {
+                    let outcome = storage
+                        .record_report(&new_report(id, &report, &nonce))
+                        .await;
+                    (id, nonce, outcome.expect("storage works"))
+                });
+            }
+        }
+    }
+    let mut stored_nonces = std::collections::HashSet::new();
+    let mut nonce_used = Vec::new();
+    let mut stored = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (id, nonce, outcome) = done.expect("join");
+        match outcome {
+            RecordOutcome::Stored { .. } => {
+                assert!(stored_nonces.insert(nonce), "a nonce was accepted twice");
+                stored += 1;
+            }
+            RecordOutcome::NonceUsed => nonce_used.push(nonce),
+            RecordOutcome::NotNewer { .. } | RecordOutcome::TooSoon { .. } => {}
+            other => panic!("server {id}: unexpected {other:?}"),
+        }
+    }
+    for nonce in &nonce_used {
+        assert!(
+            stored_nonces.contains(nonce),
+            "NonceUsed for a nonce never stored"
+        );
+    }
+    assert!(
+        stored >= servers.len(),
+        "every server got at least one report in"
+    );
+    assert_eq!(a.count_all_reports().await.expect("count"), stored as i64);
+    assert_eq!(a.count_nonces().await.expect("count"), stored as i64);
+    let listed = a.list_servers(1).await.expect("list");
+    for &id in &servers {
+        let rows = a.recent_reports(id, 100).await.expect("reports");
+        for pair in rows.windows(2) {
+            assert!(
+                pair[0].collected_at >= pair[1].collected_at + 10,
+                "interval broken: {pair:?}"
+            );
+        }
+        let server = listed.iter().find(|s| s.id == id).expect("listed");
+        assert_eq!(
+            server.last_collected_at,
+            rows.first().map(|r| r.collected_at)
+        );
+    }
 }

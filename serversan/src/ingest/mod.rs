@@ -9,6 +9,7 @@
 
 mod auth_limit;
 mod client_ip;
+mod key_cache;
 mod refusal;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -28,10 +29,11 @@ use serversan_protocol::signing::is_valid_nonce;
 use serversan_protocol::{Limits, REPORT_PATH, headers as names, verify_signature};
 
 use crate::config::{Config, NetList};
-use crate::storage::{self, NewReport, RecordOutcome, Storage, StorageError};
+use crate::storage::{self, NewReport, RecordOutcome, ServerKey, Storage, StorageError};
 
 pub use auth_limit::AuthFailureLimiter;
 pub use client_ip::client_ip;
+use key_cache::KeyCache;
 pub use refusal::{Refusal, UNAUTHORIZED_MESSAGE};
 
 /// What ingest needs from the configuration.
@@ -77,6 +79,7 @@ pub struct IngestState {
     storage: Storage,
     settings: Arc<IngestSettings>,
     failures: Arc<AuthFailureLimiter>,
+    keys: Arc<KeyCache>,
     /// Evaluates alert rules against each stored report.
     alerts: Option<crate::alerts::Alerts>,
 }
@@ -89,6 +92,7 @@ impl IngestState {
             storage,
             settings: Arc::new(settings),
             failures: Arc::new(failures),
+            keys: Arc::default(),
             alerts: None,
         }
     }
@@ -231,6 +235,19 @@ async fn storage_call<T>(
     }
 }
 
+/// The key behind `key_id`, from the cache or else the database.
+async fn server_key(state: &IngestState, key_id: &str) -> Result<Option<Arc<ServerKey>>, Refusal> {
+    if let Some(key) = state.keys.get(key_id) {
+        return Ok(Some(key));
+    }
+    let key = storage_call(&state.settings, state.storage.server_key(key_id)).await?;
+    Ok(key.map(|key| {
+        let key = Arc::new(key);
+        state.keys.insert(key_id, key.clone());
+        key
+    }))
+}
+
 /// A secret no key has, to verify against when the key is unknown, so an
 /// unknown key costs the same time as a known one with a bad signature.
 const DECOY_SECRET: &str = "decoy-secret-for-unknown-keys-000000000000000";
@@ -270,7 +287,7 @@ async fn accept(state: &IngestState, ip: IpAddr, request: Request) -> Result<i64
             skew_secs: s.timestamp_skew_secs,
         });
     }
-    let key = storage_call(s, state.storage.server_key(signed.key_id)).await?;
+    let key = server_key(state, signed.key_id).await?;
     let secret = key.as_ref().map_or(DECOY_SECRET, |k| k.secret.as_str());
     let verified = verify_signature(
         secret,
@@ -295,6 +312,7 @@ async fn accept(state: &IngestState, ip: IpAddr, request: Request) -> Result<i64
     // 5. Pacing, nonce and storage, in one transaction.
     let new = NewReport {
         server_id: key.server_id,
+        key_id: Some(signed.key_id),
         report: &report,
         nonce: signed.nonce,
         // Kept for twice the window: an instance whose clock is behind the
@@ -322,8 +340,12 @@ async fn accept(state: &IngestState, ip: IpAddr, request: Request) -> Result<i64
             Ok(report_id)
         }
         RecordOutcome::NonceUsed => Err(Refusal::NonceUsed),
-        // Deleted between the key lookup and now: its code no longer works.
-        RecordOutcome::ServerGone => Err(Refusal::Unauthorized),
+        // Deleted or reinstalled since its key was looked up (here or on
+        // another instance): its code no longer works.
+        RecordOutcome::ServerGone => {
+            state.keys.remove(signed.key_id);
+            Err(Refusal::Unauthorized)
+        }
         RecordOutcome::NotNewer { last_collected_at } => {
             Err(Refusal::NotNewer { last_collected_at })
         }

@@ -1,6 +1,7 @@
 //! Group commit for accepted reports. Requests that arrive while a batch
 //! is being written wait in a queue; the next batch takes them all (up to
-//! a bound) and writes them in one transaction, one savepoint per report.
+//! a bound) and writes them in one transaction (see `reports::record_batch`:
+//! a few multi-row statements for the whole batch in the common case).
 //! Each request is answered only after its batch has committed, so a 200
 //! still means the row is stored; the commit's cost (the lock, the WAL
 //! write, the InnoDB log flush) is shared by the whole batch instead of

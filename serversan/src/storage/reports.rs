@@ -6,6 +6,39 @@
 //! fields kept), so the report is rebuilt from `detail` alone, and a figure
 //! too large for a BIGINT column (clamped there) is still exact in it.
 
+/// Binds a report's 22 columns, in [`insert_report_into!`]'s order.
+macro_rules! bind_report {
+    ($query:expr, $p:expr) => {{
+        let p: &Prepared = $p;
+        let f = &p.figures;
+        $query
+            .bind(p.server_id)
+            .bind(p.collected_at)
+            .bind(p.received_at)
+            .bind(f.hostname.as_str())
+            .bind(f.boot_time)
+            .bind(f.cpu_percent)
+            .bind(f.cpu_cores)
+            .bind(f.load1)
+            .bind(f.load5)
+            .bind(f.load15)
+            .bind(f.mem_total)
+            .bind(f.mem_used)
+            .bind(f.mem_available)
+            .bind(f.swap_total)
+            .bind(f.swap_used)
+            .bind(f.disk_total)
+            .bind(f.disk_used)
+            .bind(f.disk_max_percent)
+            .bind(f.net_rx)
+            .bind(f.net_tx)
+            .bind(f.process_count)
+            .bind(p.detail.as_str())
+    }};
+}
+
+mod bulk;
+
 use serversan_protocol::Report;
 
 use super::db::{
@@ -126,6 +159,11 @@ pub fn network_rates(newer: &ReportRow, older: &ReportRow) -> Option<(f64, f64)>
 #[derive(Debug, Clone)]
 pub struct NewReport<'a> {
     pub server_id: i64,
+    /// The key the request was signed with. When given, the report is
+    /// refused as [`RecordOutcome::ServerGone`] unless the server still has
+    /// that key, so a key cached before a reinstall or delete (on any
+    /// instance) stores nothing.
+    pub key_id: Option<&'a str>,
     pub report: &'a Report,
     /// The request's nonce; stored so the same request is never accepted
     /// twice, on any instance.
@@ -147,7 +185,8 @@ pub enum RecordOutcome {
     Stored { report_id: i64 },
     /// The nonce was already used by an accepted request.
     NonceUsed,
-    /// The server was deleted meanwhile.
+    /// The server was deleted meanwhile, or reinstalled (it has another
+    /// key now).
     ServerGone,
     /// `collected_at` is not later than the last accepted report's: a
     /// duplicate (such as a retry whose first answer was lost) or out of
@@ -160,11 +199,23 @@ pub enum RecordOutcome {
     RateCapped { retry_after_secs: i64 },
 }
 
-const INSERT_REPORT: &str = "INSERT INTO reports (server_id, collected_at, received_at, \
-     hostname, boot_time, cpu_percent, cpu_cores, load1, load5, load15, \
-     mem_total, mem_used, mem_available, swap_total, swap_used, \
-     disk_total, disk_used, disk_max_percent, net_rx, net_tx, process_count, detail) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// The start of every insert into `reports`: 22 columns, bound in this
+/// order. A macro so the two statements below share it at compile time.
+macro_rules! insert_report_into {
+    () => {
+        "INSERT INTO reports (server_id, collected_at, received_at, \
+         hostname, boot_time, cpu_percent, cpu_cores, load1, load5, load15, \
+         mem_total, mem_used, mem_available, swap_total, swap_used, \
+         disk_total, disk_used, disk_max_percent, net_rx, net_tx, process_count, detail)"
+    };
+}
+
+const INSERT_REPORT_INTO: &str = insert_report_into!();
+
+const INSERT_REPORT: &str = concat!(
+    insert_report_into!(),
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+);
 
 const REPORT_COLUMNS: &str = "SELECT id, server_id, collected_at, received_at, \
      hostname, boot_time, cpu_percent, cpu_cores, load1, load5, load15, \
@@ -207,6 +258,7 @@ fn report_from_row(row: &impl Columns) -> Result<ReportRow, sqlx::Error> {
 #[derive(Debug, Clone)]
 pub(super) struct Prepared {
     server_id: i64,
+    key_id: Option<String>,
     collected_at: i64,
     received_at: i64,
     nonce: String,
@@ -227,6 +279,7 @@ impl Prepared {
             .map_err(|e| StorageError::Corrupt(format!("cannot encode a report: {e}")))?;
         Ok(Self {
             server_id: new.server_id,
+            key_id: new.key_id.map(str::to_owned),
             collected_at: new.report.collected_at,
             received_at: new.received_at,
             nonce: new.nonce.to_owned(),
@@ -239,11 +292,14 @@ impl Prepared {
     }
 
     /// Why [`servers::ADVANCE`] matched no row, from the row as it is now.
-    fn explain_refusal(&self, pacing: Option<(Option<i64>, i64)>) -> RecordOutcome {
-        let Some((last, window_start)) = pacing else {
+    fn explain_refusal(&self, pacing: Option<&Pacing>) -> RecordOutcome {
+        let Some(pacing) = pacing else {
             return RecordOutcome::ServerGone;
         };
-        if let Some(last) = last {
+        if self.key_id.as_deref().is_some_and(|k| k != pacing.key_id) {
+            return RecordOutcome::ServerGone;
+        }
+        if let Some(last) = pacing.last_collected_at {
             if self.collected_at <= last {
                 return RecordOutcome::NotNewer {
                     last_collected_at: last,
@@ -257,8 +313,56 @@ impl Prepared {
             }
         }
         RecordOutcome::RateCapped {
-            retry_after_secs: (window_start + 60 - self.received_at).max(1),
+            retry_after_secs: (pacing.window_start + 60 - self.received_at).max(1),
         }
+    }
+}
+
+/// A server's pacing columns: what [`servers::ADVANCE`] checks and moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pacing {
+    key_id: String,
+    last_collected_at: Option<i64>,
+    last_seen_at: Option<i64>,
+    window_start: i64,
+    window_count: i64,
+}
+
+impl Pacing {
+    fn from_row(row: &impl Columns) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            key_id: row.text("key_id")?,
+            last_collected_at: row.opt_int("last_collected_at")?,
+            last_seen_at: row.opt_int("last_seen_at")?,
+            window_start: row.int("window_start")?,
+            window_count: row.int("window_count")?,
+        })
+    }
+
+    /// Moves the server forward for `p` exactly as [`servers::ADVANCE`]
+    /// moves its row, or says why `p` is refused. The batch path decides
+    /// with this and the per-report path with the SQL; a test holds the
+    /// two to the same outcomes.
+    fn advance(&mut self, p: &Prepared) -> Result<(), RecordOutcome> {
+        let now = p.received_at;
+        let key_kept = p.key_id.as_deref().is_none_or(|k| k == self.key_id);
+        let newer = self.last_collected_at.is_none_or(|last| {
+            last < p.collected_at && last <= p.collected_at.saturating_sub(p.min_interval_secs)
+        });
+        let in_window = self.window_start > now - 60;
+        let room = !in_window || self.window_count < p.max_per_minute;
+        if !(key_kept && newer && room) {
+            return Err(p.explain_refusal(Some(self)));
+        }
+        self.last_collected_at = Some(p.collected_at);
+        self.last_seen_at = Some(now);
+        if in_window {
+            self.window_count += 1;
+        } else {
+            self.window_start = now;
+            self.window_count = 1;
+        }
+        Ok(())
     }
 }
 
@@ -282,7 +386,7 @@ enum Undo {
 /// alike. A macro rather than a function so it expands once per backend
 /// with concrete types.
 macro_rules! store_one {
-    ($tx:expr, $p:expr) => {
+    ($tx:expr, $p:expr, $pacing:expr) => {
         async {
             let p: &Prepared = $p;
             let nonce = sqlx::query(nonces::INSERT)
@@ -309,46 +413,20 @@ macro_rules! store_one {
                 .bind(p.collected_at.saturating_sub(p.min_interval_secs))
                 .bind(now)
                 .bind(p.max_per_minute)
+                .bind(p.key_id.as_deref())
+                .bind(p.key_id.as_deref())
                 .execute(&mut *$tx)
                 .await?
                 .rows_affected();
             if advanced == 0 {
-                let row = sqlx::query(servers::PACING)
+                let row = sqlx::query($pacing)
                     .bind(p.server_id)
                     .fetch_optional(&mut *$tx)
                     .await?;
-                let pacing = row
-                    .as_ref()
-                    .map(|r| -> Result<_, sqlx::Error> {
-                        Ok((r.opt_int("last_collected_at")?, r.int("window_start")?))
-                    })
-                    .transpose()?;
-                return Ok((p.explain_refusal(pacing), Undo::Nonce));
+                let pacing = row.as_ref().map(Pacing::from_row).transpose()?;
+                return Ok((p.explain_refusal(pacing.as_ref()), Undo::Nonce));
             }
-            let f = &p.figures;
-            let inserted = sqlx::query(INSERT_REPORT)
-                .bind(p.server_id)
-                .bind(p.collected_at)
-                .bind(now)
-                .bind(f.hostname.as_str())
-                .bind(f.boot_time)
-                .bind(f.cpu_percent)
-                .bind(f.cpu_cores)
-                .bind(f.load1)
-                .bind(f.load5)
-                .bind(f.load15)
-                .bind(f.mem_total)
-                .bind(f.mem_used)
-                .bind(f.mem_available)
-                .bind(f.swap_total)
-                .bind(f.swap_used)
-                .bind(f.disk_total)
-                .bind(f.disk_used)
-                .bind(f.disk_max_percent)
-                .bind(f.net_rx)
-                .bind(f.net_tx)
-                .bind(f.process_count)
-                .bind(p.detail.as_str())
+            let inserted = bind_report!(sqlx::query(INSERT_REPORT), p)
                 .execute(&mut *$tx)
                 .await;
             match inserted {
@@ -375,12 +453,26 @@ macro_rules! store_one {
 /// order. The whole batch is retried when it loses a conflict; no outcome
 /// counts until the commit succeeds.
 ///
-/// First without savepoints (two statements fewer per report): a refused
-/// report has written at most its nonce row, which is deleted again. Only
-/// when a report got as far as moving its server (its row then clashed
-/// with a stored one, which the pacing update should have prevented) is
-/// the batch written again with a savepoint per report.
+/// First with a few multi-row statements for the whole batch (`bulk`).
+/// Should a concurrent transaction have changed one of its servers or used
+/// one of its nonces, the batch is written the plain way: statements per
+/// report, without savepoints (a refused report has written at most its
+/// nonce row, which is deleted again). Only when a report got as far as
+/// moving its server (its row then clashed with a stored one, which the
+/// pacing update should have prevented) is the batch written again with a
+/// savepoint per report.
 pub(super) async fn record_batch(db: &Db, batch: &[Prepared]) -> Result<Vec<RecordOutcome>> {
+    if let Some(outcomes) = retry_conflicts(|| bulk::write(db, batch)).await? {
+        metrics::counter!("serversan_report_batches_total", "path" => "bulk").increment(1);
+        return Ok(outcomes);
+    }
+    // Another transaction changed a server or used a nonce of this batch
+    // between its reads and its writes.
+    tracing::debug!(
+        reports = batch.len(),
+        "batch written report by report after a conflict"
+    );
+    metrics::counter!("serversan_report_batches_total", "path" => "plain").increment(1);
     if let Some(outcomes) = write_batch(db, batch, false).await? {
         return Ok(outcomes);
     }
@@ -396,6 +488,7 @@ async fn write_batch(
     batch: &[Prepared],
     savepoints: bool,
 ) -> Result<Option<Vec<RecordOutcome>>> {
+    let pacing = db.sql(servers::PACING_SQLITE, servers::PACING_MYSQL);
     let outcomes = retry_conflicts(|| async {
         with_pool!(db, pool => {
             let mut tx = pool.begin_write().await?;
@@ -403,7 +496,7 @@ async fn write_batch(
             for p in batch {
                 if savepoints {
                     let mut savepoint = sqlx::Acquire::begin(&mut tx).await?;
-                    let (outcome, _) = store_one!(savepoint, p).await?;
+                    let (outcome, _) = store_one!(savepoint, p, pacing).await?;
                     if matches!(outcome, RecordOutcome::Stored { .. }) {
                         savepoint.commit().await?;
                     } else {
@@ -412,7 +505,7 @@ async fn write_batch(
                     outcomes.push(outcome);
                     continue;
                 }
-                let (outcome, undo) = store_one!(tx, p).await?;
+                let (outcome, undo) = store_one!(tx, p, pacing).await?;
                 match undo {
                     Undo::Nothing => {}
                     Undo::Nonce => {
@@ -497,5 +590,155 @@ impl Storage {
                 .await?;
             Ok(n)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DatabaseUrl, SettingValue};
+    use crate::storage::{ServerName, StorageOptions, unix_now};
+
+    /// A small deterministic generator: the test must replay the same
+    /// batches on both databases, and fail the same way every run.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    async fn open(dir: &tempfile::TempDir, name: &str) -> (Storage, Vec<String>) {
+        let path = dir.path().join(name);
+        let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("url");
+        let storage = Storage::connect(&StorageOptions::new(url))
+            .await
+            .expect("open");
+        storage.migrate().await.expect("migrate");
+        let mut keys = Vec::new();
+        for i in 0..5 {
+            let name = ServerName::parse(&format!("s{i}")).expect("name");
+            let (server, _) = storage.create_server(1, &name).await.expect("server");
+            assert_eq!(server.id, i + 1);
+            keys.push(server.key_id);
+        }
+        (storage, keys)
+    }
+
+    /// What the database holds that ingest writes: pacing, nonces, reports.
+    async fn state(
+        storage: &Storage,
+    ) -> (Vec<(i64, Pacing)>, Vec<(i64, String)>, Vec<(i64, i64, i64)>) {
+        with_pool!(&storage.db, pool => {
+            let mut servers = Vec::new();
+            for id in 1..=5 {
+                let row = sqlx::query(servers::PACING_SQLITE).bind(id).fetch_one(pool).await.expect("row");
+                let mut pacing = Pacing::from_row(&row).expect("pacing");
+                // Key ids are random per database.
+                pacing.key_id.clear();
+                servers.push((id, pacing));
+            }
+            let nonces = sqlx::query("SELECT server_id, nonce FROM used_nonces ORDER BY 1, 2")
+                .fetch_all(pool).await.expect("nonces").iter()
+                .map(|r| (r.int("server_id").expect("id"), r.text("nonce").expect("nonce")))
+                .collect();
+            let reports = sqlx::query("SELECT id, server_id, collected_at FROM reports ORDER BY id")
+                .fetch_all(pool).await.expect("reports").iter()
+                .map(|r| (r.int("id").expect("id"), r.int("server_id").expect("s"), r.int("collected_at").expect("c")))
+                .collect();
+            (servers, nonces, reports)
+        })
+    }
+
+    /// The batch path and the per-report SQL path give every report the
+    /// same outcome and leave the same rows, through replays, duplicates
+    /// within a batch, reports not newer or too soon, the per-minute cap,
+    /// unknown servers and keys a server no longer has.
+    #[tokio::test]
+    async fn batch_path_decides_as_the_sql_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (bulk_db, bulk_keys) = open(&dir, "bulk.db").await;
+        let (plain_db, plain_keys) = open(&dir, "plain.db").await;
+        let mut rng = Lcg(7);
+        let base = unix_now() - 3_000;
+        let mut refusals = std::collections::BTreeMap::new();
+        for round in 0..60_i64 {
+            let size = 1 + rng.below(40) as usize;
+            let mut picks = Vec::with_capacity(size);
+            for _ in 0..size {
+                // Server 6 does not exist.
+                let server = 1 + rng.below(6) as i64;
+                let collected_at = base + round * 40 + rng.below(60) as i64;
+                let nonce = format!("nonce-{:016}", rng.below(400));
+                let received_at = base + round * 20 + rng.below(3) as i64;
+                let key = rng.below(20);
+                let report = Report::example(collected_at);
+                picks.push((server, report, nonce, received_at, key));
+            }
+            let batch = |keys: &[String]| -> Vec<Prepared> {
+                picks
+                    .iter()
+                    .map(|(server, report, nonce, received_at, key)| {
+                        let key_id = match key {
+                            0 => Some("notthekey0000000"),
+                            1..=9 => keys.get(*server as usize - 1).map(String::as_str),
+                            _ => None,
+                        };
+                        Prepared::new(&NewReport {
+                            server_id: *server,
+                            key_id,
+                            report,
+                            nonce,
+                            nonce_expires_at: received_at + 600,
+                            received_at: *received_at,
+                            min_interval_secs: 10,
+                            max_per_minute: 3,
+                        })
+                        .expect("prepared")
+                    })
+                    .collect()
+            };
+            let by_bulk = bulk::write(&bulk_db.db, &batch(&bulk_keys))
+                .await
+                .expect("bulk write")
+                .expect("no concurrent writer, so the batch path never gives up");
+            let plain_batch = batch(&plain_keys);
+            let by_plain = match write_batch(&plain_db.db, &plain_batch, false)
+                .await
+                .expect("plain")
+            {
+                Some(outcomes) => outcomes,
+                None => write_batch(&plain_db.db, &plain_batch, true)
+                    .await
+                    .expect("savepoints")
+                    .expect("outcomes"),
+            };
+            assert_eq!(by_bulk, by_plain, "round {round}");
+            for outcome in by_bulk {
+                let kind = format!("{outcome:?}");
+                let kind = kind.split([' ', '{']).next().unwrap_or_default().to_owned();
+                *refusals.entry(kind).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(state(&bulk_db).await, state(&plain_db).await);
+        // Every kind of outcome was exercised.
+        for kind in [
+            "Stored",
+            "NonceUsed",
+            "ServerGone",
+            "NotNewer",
+            "TooSoon",
+            "RateCapped",
+        ] {
+            assert!(
+                refusals.get(kind).copied().unwrap_or(0) > 0,
+                "{kind} never happened: {refusals:?}"
+            );
+        }
     }
 }

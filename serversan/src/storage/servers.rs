@@ -128,9 +128,11 @@ fn server_from_row(row: &impl Columns) -> Result<Server, sqlx::Error> {
 /// Moves a server forward when a report is accepted, all in one statement
 /// so concurrent requests (on any instance) cannot both pass: the report's
 /// `collected_at` must be later than the last one by the minimum interval,
-/// and the per-minute arrival window must have room.
+/// and the per-minute arrival window must have room; when the request's
+/// key id is given, the server must still have that key.
 /// Binds, in order: collected_at, now, now, now, now, server id,
-/// collected_at, collected_at − interval, now, per-minute cap.
+/// collected_at, collected_at − interval, now, per-minute cap, key id or
+/// NULL, key id or NULL.
 ///
 /// MySQL applies `SET` assignments left to right, so `window_count` is
 /// assigned before `window_start` changes; SQLite reads old values anyway.
@@ -140,10 +142,20 @@ pub(super) const ADVANCE: &str = "UPDATE servers SET \
      window_start = CASE WHEN window_start > ? - 60 THEN window_start ELSE ? END \
      WHERE id = ? \
      AND (last_collected_at IS NULL OR (last_collected_at < ? AND last_collected_at <= ?)) \
-     AND (window_start <= ? - 60 OR window_count < ?)";
+     AND (window_start <= ? - 60 OR window_count < ?) \
+     AND (? IS NULL OR key_id = ?)";
 
 /// The state [`ADVANCE`] checks, read back to explain a refusal.
-pub(super) const PACING: &str = "SELECT last_collected_at, window_start FROM servers WHERE id = ?";
+pub(super) const PACING_SQLITE: &str = "SELECT key_id, last_collected_at, last_seen_at, \
+     window_start, window_count FROM servers WHERE id = ?";
+
+/// The same on MySQL, as a locking read: ADVANCE compared against the
+/// newest committed row, and a plain read would see the transaction's
+/// older snapshot (another instance may have moved the server since), so
+/// a report refused as too soon could be explained as rate-capped. The
+/// failed ADVANCE already holds this row's lock; this is not coordination.
+pub(super) const PACING_MYSQL: &str = "SELECT key_id, last_collected_at, last_seen_at, \
+     window_start, window_count FROM servers WHERE id = ? FOR UPDATE";
 
 /// Tables holding rows of a server, emptied in batches after it is
 /// deleted. Each has a `server_id` column (and, on SQLite, a rowid). Later

@@ -123,6 +123,7 @@ pub async fn store(storage: &Storage, server_id: i64, report: &Report, delay: i6
     let outcome = storage
         .record_report(&NewReport {
             server_id,
+            key_id: None,
             report,
             nonce: &nonce,
             nonce_expires_at: report.collected_at + 600,

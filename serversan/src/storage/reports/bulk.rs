@@ -1,0 +1,324 @@
+//! A whole batch of reports in a handful of multi-row statements.
+//!
+//! Why: every statement is a round trip (to sqlx's SQLite worker thread, or
+//! over the network to MariaDB), and per report the plain path needs three.
+//! Here a batch reads its servers' pacing and its nonces once, decides every
+//! report in memory with the same rules the SQL applies, then writes the
+//! nonces, the servers and the reports with one statement each per chunk.
+//!
+//! Exactness does not rest on the reads: the nonce insert still fails on a
+//! used nonce (unique key), and the server update only matches rows that
+//! are exactly as they were read (a compare-and-set on every pacing column
+//! and the key). Should another transaction have got there first (another
+//! instance, or on Galera another node), the batch gives up as a whole and
+//! the caller writes it the plain way, one report at a time. No lock is
+//! taken for coordination, so this holds on Galera too.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{INSERT_REPORT_INTO, Pacing, Prepared, RecordOutcome};
+use crate::storage::db::{Columns, Db, WritePool, is_unique_violation, with_pool};
+
+/// Largest number of rows in one statement. Chunks are powers of two up to
+/// this, so each statement has at most nine distinct texts (the prepared
+/// statement cache keeps them all).
+const MAX_CHUNK: usize = 256;
+
+/// Splits `items` into chunks whose lengths are powers of two, largest
+/// first.
+fn chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if items.is_empty() {
+            return None;
+        }
+        let n = MAX_CHUNK.min(1 << items.len().ilog2());
+        let (chunk, rest) = items.split_at(n);
+        items = rest;
+        Some(chunk)
+    })
+}
+
+/// `count` copies of `item` joined by `sep`.
+fn repeat(item: &str, sep: &str, count: usize) -> String {
+    let mut out = String::with_capacity((item.len() + sep.len()) * count);
+    for i in 0..count {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(item);
+    }
+    out
+}
+
+fn select_servers(n: usize) -> String {
+    format!(
+        "SELECT id, key_id, last_collected_at, last_seen_at, window_start, window_count \
+         FROM servers WHERE id IN ({})",
+        repeat("?", ", ", n)
+    )
+}
+
+fn select_nonces(n: usize) -> String {
+    format!(
+        "SELECT server_id, nonce FROM used_nonces WHERE {}",
+        repeat("(server_id = ? AND nonce = ?)", " OR ", n)
+    )
+}
+
+fn insert_nonces(n: usize) -> String {
+    format!(
+        "INSERT INTO used_nonces (server_id, nonce, expires_at) VALUES {}",
+        repeat("(?, ?, ?)", ", ", n)
+    )
+}
+
+/// Sets each server's pacing to its new values where the row still holds
+/// the values read (`null_safe_eq` is `IS` on SQLite, `<=>` on MySQL).
+/// Binds: per server (id, last_collected_at) then (id, last_seen_at), (id,
+/// window_start), (id, window_count); then per server id, key id, and the
+/// old last_collected_at, window_start, window_count.
+fn update_servers(n: usize, null_safe_eq: &str) -> String {
+    let case = repeat("WHEN ? THEN ?", " ", n);
+    let matches = repeat(
+        &format!(
+            "(id = ? AND key_id = ? AND last_collected_at {null_safe_eq} ? \
+             AND window_start = ? AND window_count = ?)"
+        ),
+        " OR ",
+        n,
+    );
+    format!(
+        "UPDATE servers SET last_collected_at = CASE id {case} END, \
+         last_seen_at = CASE id {case} END, \
+         window_start = CASE id {case} END, \
+         window_count = CASE id {case} END \
+         WHERE {matches}"
+    )
+}
+
+fn insert_reports(n: usize) -> String {
+    let row = format!("({})", repeat("?", ", ", 22));
+    format!("{INSERT_REPORT_INTO} VALUES {}", repeat(&row, ", ", n))
+}
+
+fn select_report_ids(n: usize) -> String {
+    format!(
+        "SELECT id, server_id, collected_at FROM reports WHERE {}",
+        repeat("(server_id = ? AND collected_at = ?)", " OR ", n)
+    )
+}
+
+/// What the batch decided before writing anything.
+struct Plan<'a> {
+    outcomes: Vec<Option<RecordOutcome>>,
+    /// Indexes (into the batch) of the reports to store, in batch order.
+    stored: Vec<usize>,
+    /// Servers to move: id, the row as read, the row as it must become.
+    servers: Vec<(i64, &'a Pacing, Pacing)>,
+}
+
+/// Decides every report of `batch` in order, from its servers' rows and the
+/// nonces already used, as the plain path would one after another.
+fn plan<'a>(
+    batch: &[Prepared],
+    read: &'a HashMap<i64, Pacing>,
+    used: &HashSet<(i64, String)>,
+) -> Plan<'a> {
+    let mut moved: HashMap<i64, Pacing> = HashMap::new();
+    let mut taken: HashSet<(i64, &str)> = HashSet::new();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut stored = Vec::with_capacity(batch.len());
+    for (i, p) in batch.iter().enumerate() {
+        let nonce = (p.server_id, p.nonce.as_str());
+        if taken.contains(&nonce) || used.contains(&(p.server_id, p.nonce.clone())) {
+            outcomes.push(Some(RecordOutcome::NonceUsed));
+            continue;
+        }
+        let Some(original) = read.get(&p.server_id) else {
+            outcomes.push(Some(RecordOutcome::ServerGone));
+            continue;
+        };
+        let pacing = moved.entry(p.server_id).or_insert_with(|| original.clone());
+        match pacing.advance(p) {
+            Ok(()) => {
+                taken.insert(nonce);
+                stored.push(i);
+                // Filled in with the row's id once written.
+                outcomes.push(None);
+            }
+            Err(refused) => outcomes.push(Some(refused)),
+        }
+    }
+    let mut servers: Vec<_> = moved
+        .into_iter()
+        .filter_map(|(id, now)| {
+            let before = read.get(&id)?;
+            (*before != now).then_some((id, before, now))
+        })
+        .collect();
+    servers.sort_by_key(|s| s.0);
+    Plan {
+        outcomes,
+        stored,
+        servers,
+    }
+}
+
+/// Writes `batch` in one transaction. `Ok(None)` when it must be written the
+/// plain way instead (a nonce or a server row changed under it); the
+/// transaction is then rolled back and nothing was written.
+pub(super) async fn write(
+    db: &Db,
+    batch: &[Prepared],
+) -> Result<Option<Vec<RecordOutcome>>, sqlx::Error> {
+    let null_safe_eq = db.sql("IS", "<=>");
+    with_pool!(db, pool => {
+        let mut tx = pool.begin_write().await?;
+
+        let mut ids: Vec<i64> = batch.iter().map(|p| p.server_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut read = HashMap::with_capacity(ids.len());
+        for chunk in chunks(&ids) {
+            let sql = select_servers(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                read.insert(row.int("id")?, Pacing::from_row(&row)?);
+            }
+        }
+
+        let mut used = HashSet::new();
+        for chunk in chunks(batch) {
+            let sql = select_nonces(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for p in chunk {
+                query = query.bind(p.server_id).bind(p.nonce.as_str());
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                used.insert((row.int("server_id")?, row.text("nonce")?));
+            }
+        }
+
+        let Plan { mut outcomes, stored, servers } = plan(batch, &read, &used);
+        let stored: Vec<&Prepared> = stored.iter().map(|&i| &batch[i]).collect();
+
+        for chunk in chunks(&stored) {
+            let sql = insert_nonces(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for p in chunk {
+                query = query.bind(p.server_id).bind(p.nonce.as_str()).bind(p.nonce_expires_at);
+            }
+            match query.execute(&mut *tx).await {
+                Ok(_) => {}
+                // Used by a transaction that committed after the read.
+                Err(e) if is_unique_violation(&e) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+
+        for chunk in chunks(&servers) {
+            let sql = update_servers(chunk.len(), null_safe_eq);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, _, new) in chunk {
+                query = query.bind(*id).bind(new.last_collected_at);
+            }
+            for (id, _, new) in chunk {
+                query = query.bind(*id).bind(new.last_seen_at);
+            }
+            for (id, _, new) in chunk {
+                query = query.bind(*id).bind(new.window_start);
+            }
+            for (id, _, new) in chunk {
+                query = query.bind(*id).bind(new.window_count);
+            }
+            for (id, old, _) in chunk {
+                query = query
+                    .bind(*id)
+                    .bind(old.key_id.as_str())
+                    .bind(old.last_collected_at)
+                    .bind(old.window_start)
+                    .bind(old.window_count);
+            }
+            let moved = query.execute(&mut *tx).await?.rows_affected();
+            if moved != chunk.len() as u64 {
+                // A row changed since it was read.
+                return Ok(None);
+            }
+        }
+
+        for chunk in chunks(&stored) {
+            let sql = insert_reports(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for p in chunk {
+                query = bind_report!(query, p);
+            }
+            match query.execute(&mut *tx).await {
+                Ok(_) => {}
+                // A stored row at the same time: the pacing read should have
+                // prevented it, so let the plain path sort it out.
+                Err(e) if is_unique_violation(&e) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+
+        let mut report_ids = HashMap::with_capacity(stored.len());
+        for chunk in chunks(&stored) {
+            let sql = select_report_ids(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for p in chunk {
+                query = query.bind(p.server_id).bind(p.collected_at);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                let key = (row.int("server_id")?, row.int("collected_at")?);
+                report_ids.insert(key, row.int("id")?);
+            }
+        }
+
+        let mut outcomes_done = Vec::with_capacity(outcomes.len());
+        for (p, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+            let outcome = match outcome.take() {
+                Some(refused) => refused,
+                None => match report_ids.get(&(p.server_id, p.collected_at)) {
+                    Some(&report_id) => RecordOutcome::Stored { report_id },
+                    None => return Err(sqlx::Error::Protocol(
+                        "a report just inserted could not be read back".into(),
+                    )),
+                },
+            };
+            outcomes_done.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(Some(outcomes_done))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_powers_of_two_largest_first() {
+        let items: Vec<u32> = (0..300).collect();
+        let sizes: Vec<usize> = chunks(&items).map(<[u32]>::len).collect();
+        assert_eq!(sizes, vec![256, 32, 8, 4]);
+        let sizes: Vec<usize> = chunks(&items[..7]).map(<[u32]>::len).collect();
+        assert_eq!(sizes, vec![4, 2, 1]);
+        assert_eq!(chunks::<u32>(&[]).count(), 0);
+        let joined: Vec<u32> = chunks(&items).flatten().copied().collect();
+        assert_eq!(joined, items);
+    }
+
+    #[test]
+    fn statements_have_one_placeholder_per_bind() {
+        let count = |s: String| s.matches('?').count();
+        assert_eq!(count(select_servers(3)), 3);
+        assert_eq!(count(select_nonces(3)), 6);
+        assert_eq!(count(insert_nonces(3)), 9);
+        assert_eq!(count(update_servers(3, "IS")), 3 * 8 + 3 * 5);
+        assert_eq!(count(insert_reports(3)), 3 * 22);
+        assert_eq!(count(select_report_ids(3)), 6);
+    }
+}
