@@ -160,10 +160,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     ));
 
     let alerts = Alerts::new(storage.clone(), AlertSettings::from_config(&config));
-    let mut extras = web::Extras {
-        alerts: Some(alerts.clone()),
-        ..web::Extras::default()
-    };
+    let mut extras = web::Extras::default();
     let mut telegram = None;
     match BotSettings::from_config(&config) {
         Some(settings) => {
@@ -195,6 +192,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // The scheduler runs either way (alert state stays current); the outbox
     // sender needs Telegram.
     let background = alerts.start(telegram, None, holder.clone(), &stop);
+    extras.alerts = Some(background.reports());
 
     let server = RunningServer::start_with(&config, storage.clone(), extras).await?;
     tracing::info!(

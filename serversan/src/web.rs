@@ -29,7 +29,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::alerts::Alerts;
+use crate::alerts::ReportQueue;
 use crate::config::Config;
 use crate::ingest::{self, IngestSettings, IngestState};
 use crate::install::{self, InstallSettings};
@@ -60,8 +60,8 @@ pub enum WebError {
 pub struct Extras {
     /// More routes under the same error and timeout layers (the bot's webhook).
     pub routes: Router,
-    /// Alert rules evaluated right after each stored report.
-    pub alerts: Option<Alerts>,
+    /// Where each stored report is queued for alert evaluation.
+    pub alerts: Option<ReportQueue>,
 }
 
 /// Every route of the server, with the JSON error and timeout layers.

@@ -4,17 +4,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::proxy::Proxy;
 use common::{Agent, Backend, Reply, TestDb, TestServer};
-use serversan::config::{Config, DatabaseUrl, SettingValue};
+use serversan::config::Config;
 use serversan::storage::{ServerName, Storage, StorageOptions, unix_now};
-use sqlx::Connection;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::TcpStream;
 
 on_both_backends!(hundred_servers_report_at_once);
 
@@ -94,72 +90,6 @@ async fn a_nonce_replayed_to_another_instance_is_refused() {
     b.stop().await;
 }
 
-/// A TCP proxy in front of MariaDB that the test can cut and restore,
-/// standing in for a database that goes away (the shared MariaDB is never
-/// stopped).
-struct Proxy {
-    addr: SocketAddr,
-    open: Arc<AtomicBool>,
-    cut: watch::Sender<u64>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let open = Arc::new(AtomicBool::new(true));
-        let (cut, cut_rx) = watch::channel(0u64);
-        let accepting = open.clone();
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !accepting.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let mut cut_rx = cut_rx.clone();
-                // Only cuts from now on end this connection.
-                cut_rx.borrow_and_update();
-                tokio::spawn(async move {
-                    let Ok(mut upstream) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
-                        _ = cut_rx.changed() => {}
-                    }
-                });
-            }
-        });
-        Self { addr, open, cut }
-    }
-
-    /// Drops every open connection and refuses new ones.
-    fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        self.cut.send_modify(|n| *n += 1);
-    }
-
-    fn restore(&self) {
-        self.open.store(true, Ordering::SeqCst);
-    }
-}
-
-async fn mysql_target() -> SocketAddr {
-    let url = common::mysql_server_url();
-    let authority = url.split("://").nth(1).expect("authority");
-    let host_port = authority.rsplit('@').next().expect("host");
-    let host_port = if host_port.contains(':') {
-        host_port.to_owned()
-    } else {
-        format!("{host_port}:3306")
-    };
-    tokio::net::lookup_host(host_port)
-        .await
-        .expect("resolve")
-        .next()
-        .expect("an address")
-}
-
 /// Starts a server with its own storage handle from `config`, registers
 /// one server through `direct` and sends a first report that must land.
 async fn serve_one(config: &Config, direct: &Storage, name: &str) -> (TestServer, Agent) {
@@ -196,22 +126,9 @@ async fn mysql_going_away_answers_503_and_recovers() {
         return;
     };
     let direct = db.storage().await;
-    let proxy = Proxy::start(mysql_target().await).await;
-    let server_url = common::mysql_server_url();
-    let userinfo = server_url
-        .split("://")
-        .nth(1)
-        .and_then(|a| a.rsplit_once('@'))
-        .map(|(u, _)| format!("{u}@"))
-        .unwrap_or_default();
-    let via_proxy = DatabaseUrl::parse(&format!(
-        "mysql://{userinfo}{}/{}",
-        proxy.addr,
-        db.mysql_database().expect("mysql")
-    ))
-    .expect("url");
+    let proxy = Proxy::start().await;
     let mut config = db.config();
-    config.database_url = via_proxy;
+    config.database_url = proxy.url_of(&db);
     config.database_timeout = Duration::from_secs(1);
     let (server, agent) = serve_one(&config, &direct, "db-test").await;
 
@@ -249,22 +166,11 @@ async fn sqlite_locked_by_another_process_answers_503_and_recovers() {
     let (server, agent) = serve_one(&config, &storage, "locked").await;
 
     // Another process (a backup, a stuck script) holds the write lock.
-    let path = db.dir().expect("sqlite").join("serversan.db");
-    let mut holder =
-        sqlx::sqlite::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .expect("connect");
-    sqlx::raw_sql("BEGIN EXCLUSIVE")
-        .execute(&mut holder)
-        .await
-        .expect("lock");
+    let lock = db.hold_write_lock().await;
     let down = agent.send(&common::report(30)).await;
     assert_eq!(down.status, 503, "{}", down.body);
     assert!(down.header("retry-after").is_some());
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut holder)
-        .await
-        .expect("unlock");
+    lock.release().await;
     let up = until_accepted(&agent, Duration::from_secs(10)).await;
     assert_eq!(up.status, 200, "recovered: {}", up.body);
     assert_eq!(storage.count_all_reports().await.expect("count"), 2);

@@ -1,9 +1,10 @@
 //! Alerts: thresholds, offline detection, recovery and reminders, and the
 //! reliable delivery of what they say.
 //!
-//! - Every accepted report is evaluated right after it is stored
-//!   ([`Alerts::on_report`]); a scheduler tick ([`Alerts::tick`]) finds
-//!   silent servers, due reminders and ended mutes.
+//! - Every accepted report is queued right after it is stored and
+//!   evaluated moments later, in a batch with the others queued meanwhile
+//!   ([`ReportQueue`]); a scheduler tick ([`Alerts::tick`]) finds silent
+//!   servers, due reminders and ended mutes.
 //! - The state of every rule (breaching since, firing since, what the owner
 //!   was told) is stored, so a restart neither forgets nor repeats an alert.
 //! - Messages are written to the outbox in the same transaction as the
@@ -22,6 +23,7 @@ pub mod lease;
 pub mod message;
 pub mod outbox;
 mod plan;
+mod queue;
 pub mod rules;
 pub mod settings;
 mod store;
@@ -36,12 +38,14 @@ use tokio_util::sync::CancellationToken;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use outbox::{OutboxSender, UnreachableHook};
+pub use queue::{QueueStopped, ReportQueue};
 pub use rules::{Metric, Rule, Setting};
 pub use settings::AlertSettings;
 
 use crate::bot::telegram::TelegramClient;
 use crate::storage::{Storage, StorageError, unix_now};
-use eval::Sample;
+use eval::{Sample, Subject, Track};
+use queue::StoredReport;
 
 /// Lease names in the `leases` table.
 pub const SCHEDULER_LEASE: &str = "alert-scheduler";
@@ -133,26 +137,70 @@ impl Alerts {
         }
     }
 
-    /// Evaluates a report right after it was stored: clears an offline
-    /// alert, feeds every rule, and queues one message for what changed.
-    /// Reports collected longer ago than the `max_report_age` setting (a
-    /// spool flushed after an outage) only prove the server is alive.
-    pub async fn on_report(&self, server_id: i64, report: &Report) -> Result<(), AlertError> {
-        let now = self.now();
+    /// A stored report as the queue keeps it: arrival is now. Reports
+    /// collected longer ago than the `max_report_age` setting (a spool
+    /// flushed after an outage) only prove the server is alive.
+    fn stored_report(&self, server_id: i64, report: &Report) -> StoredReport {
+        let arrived_at = self.now();
         let sample = Sample::from_report(report);
         let max_age = secs(self.inner.settings.max_report_age);
-        let fresh = sample.collected_at >= now - max_age;
-        let hysteresis = self.inner.settings.hysteresis;
-        let queued = store::in_server_tx(
-            &self.inner.storage,
+        StoredReport {
             server_id,
-            now,
-            Some(now),
-            |ctx, tracks| plan::report(ctx, tracks, &sample, fresh, &hysteresis, now),
-        )
+            arrived_at,
+            fresh: sample.collected_at >= arrived_at - max_age,
+            sample,
+        }
+    }
+
+    /// Evaluates one report at once, as the queue's worker would: clears an
+    /// offline alert, feeds every rule, and queues one message for what
+    /// changed. For tests and tools; `serve` queues reports instead
+    /// ([`Alerts::start_report_queue`]).
+    pub async fn on_report(&self, server_id: i64, report: &Report) -> Result<(), AlertError> {
+        self.on_reports(&[(server_id, report)]).await
+    }
+
+    /// Evaluates `(server id, report)` pairs at once as one batch, in
+    /// order, all arriving now: what the queue's worker does with what it
+    /// takes from the queue.
+    pub async fn on_reports(&self, reports: &[(i64, &Report)]) -> Result<(), AlertError> {
+        let reports: Vec<StoredReport> = reports
+            .iter()
+            .map(|(server_id, report)| self.stored_report(*server_id, report))
+            .collect();
+        self.evaluate(&reports).await
+    }
+
+    /// Evaluates stored reports in one transaction, in order: reports of
+    /// one server each see the state the one before left.
+    async fn evaluate(&self, reports: &[StoredReport]) -> Result<(), AlertError> {
+        let hysteresis = self.inner.settings.hysteresis;
+        let turns: Vec<store::Turn> = reports
+            .iter()
+            .map(|r| store::Turn {
+                server_id: r.server_id,
+                report_at: Some(r.arrived_at),
+                now: r.arrived_at,
+            })
+            .collect();
+        let queued = store::in_servers_tx(&self.inner.storage, &turns, |i, ctx, tracks| {
+            let r = &reports[i];
+            plan::report(ctx, tracks, &r.sample, r.fresh, &hysteresis, r.arrived_at)
+        })
         .await?;
-        self.queued(queued == Some(true));
+        self.queued(queued.contains(&Some(true)));
         Ok(())
+    }
+
+    /// Starts the worker that evaluates stored reports in batches, and
+    /// returns the queue that feeds it (for ingest). The worker ends when
+    /// `shutdown` is cancelled, after evaluating what was queued before, or
+    /// when every clone of the queue is dropped.
+    pub fn start_report_queue(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> (ReportQueue, JoinHandle<()>) {
+        queue::start(self.clone(), shutdown.clone())
     }
 
     /// One round of the scheduler: offline servers, catching up after
@@ -217,6 +265,12 @@ impl Alerts {
         owner_id: i64,
     ) -> Result<Vec<(i64, Metric, Setting)>, AlertError> {
         Ok(store::owner_rules(&self.inner.storage, owner_id).await?)
+    }
+
+    /// The stored state of every rule of a server that has any: for tests
+    /// and troubleshooting.
+    pub async fn state(&self, server_id: i64) -> Result<Vec<(Subject, Track)>, AlertError> {
+        Ok(store::server_state(&self.inner.storage, server_id).await?)
     }
 
     /// The rules in force for one server.
@@ -323,7 +377,9 @@ impl Alerts {
     }
 
     /// Starts the scheduler and, given a Telegram client, the outbox
-    /// sender, each under its lease, competing with other instances.
+    /// sender, each under its lease, competing with other instances; and
+    /// this process's report queue ([`Background::reports`]), which needs
+    /// no lease: every instance evaluates the reports it stores.
     /// `holder` names this process in the `leases` table (unique per
     /// process, e.g. [`crate::web::instance_id`]). They stop, giving their
     /// leases up, when `shutdown` is cancelled or [`Background::stop`] is
@@ -338,7 +394,8 @@ impl Alerts {
         let stop = shutdown.child_token();
         let lease_time = self.inner.settings.lease_time;
         let storage = &self.inner.storage;
-        let mut tasks = Vec::new();
+        let (reports, worker) = self.start_report_queue(&stop);
+        let mut tasks = vec![worker];
         let (lease, renew) = lease::hold(
             storage.clone(),
             SCHEDULER_LEASE,
@@ -367,7 +424,11 @@ impl Alerts {
                 until.run_until_cancelled(sending).await;
             }));
         }
-        Background { stop, tasks }
+        Background {
+            stop,
+            tasks,
+            reports,
+        }
     }
 
     /// Ticks every `tick_interval` while `lease` is held.
@@ -384,15 +445,21 @@ impl Alerts {
     }
 }
 
-/// The running scheduler and sender.
+/// The running scheduler, sender and report queue.
 pub struct Background {
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    reports: ReportQueue,
 }
 
 impl Background {
-    /// Stops both and gives up their leases so another instance takes over
-    /// at once.
+    /// The queue ingest feeds stored reports to.
+    pub fn reports(&self) -> ReportQueue {
+        self.reports.clone()
+    }
+
+    /// Stops them all, after the reports already queued are evaluated,
+    /// and gives up the leases so another instance takes over at once.
     pub async fn stop(self) {
         self.stop.cancel();
         for task in self.tasks {

@@ -1,15 +1,20 @@
 //! The SQL of the alert tables: rules, mutes, per-subject state, and the
-//! transaction in which a state change and its message are written
+//! transaction in which state changes and their messages are written
 //! together.
 //!
-//! Every change to a server's alert state goes through [`in_server_tx`]: it
-//! first bumps the server's row in `alert_servers` (an upsert, which holds
-//! that row's lock until commit), so the report path and the scheduler,
-//! on any instance, take turns per server instead of overwriting each
-//! other. Reads come after that write, so InnoDB's snapshot already sees the
-//! previous holder's commit. On SQLite `BEGIN IMMEDIATE` serializes anyway.
+//! Every change to servers' alert state goes through [`in_servers_tx`]: it
+//! first bumps each server's row in `alert_servers` (upserts in server id
+//! order, which hold those rows' locks until commit), so batches of
+//! reports and the scheduler, on any instance, take turns per server
+//! instead of overwriting each other. Reads come after those writes, so
+//! InnoDB's snapshot already sees the previous holder's commit. On SQLite
+//! `BEGIN IMMEDIATE` serializes anyway.
+//!
+//! A batch reads and writes all its servers with a few statements: IN lists
+//! and multi-row VALUES whose lengths come from [`SIZES`], so only a few
+//! distinct texts reach sqlx's per-connection statement cache.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::eval::{Subject, Track};
 use super::rules::{Metric, Rule, RuleSet, Setting};
@@ -23,7 +28,7 @@ pub(super) type Result<T, E = StorageError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub(super) struct ServerCtx {
     pub name: String,
-    /// Arrival of the last report (after this transaction's own update).
+    /// Arrival of the last report (after this turn's own update).
     pub last_report_at: Option<i64>,
     /// The owner cannot be told now: a mute is on, or they never talked to
     /// the bot (messages go only to chats that did).
@@ -41,12 +46,78 @@ pub(super) struct Plan<T> {
     pub value: T,
 }
 
-/// Takes the server's turn; binds server id, report arrival (or NULL).
-const LOCK_SQLITE: &str = "INSERT INTO alert_servers (server_id, last_report_at, version) \
-     VALUES (?, ?, 1) ON CONFLICT (server_id) DO UPDATE SET version = version + 1, \
+/// One server's turn in a transaction: whose state, when its report
+/// arrived (`None`: no report, a scheduler tick), and the time its plan
+/// runs at.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Turn {
+    pub server_id: i64,
+    pub report_at: Option<i64>,
+    pub now: i64,
+}
+
+/// The lengths of IN lists and multi-row VALUES: a fixed few, so a batch
+/// of any size uses at most four texts per statement.
+const SIZES: [usize; 4] = [1, 4, 16, 64];
+
+/// `items` in chunks of at most the largest size, each padded to one of
+/// [`SIZES`] by repeating its last item. Only for statements a repeated
+/// item does not change: IN lists, deletes, and upserts of the same row to
+/// the same values (which at most bump a row's version twice).
+fn padded<T: Copy>(items: &[T]) -> impl Iterator<Item = Vec<T>> + '_ {
+    items.chunks(SIZES[SIZES.len() - 1]).map(|chunk| {
+        let len = SIZES
+            .into_iter()
+            .find(|&s| s >= chunk.len())
+            .unwrap_or(chunk.len());
+        let mut padded = chunk.to_vec();
+        if let Some(&last) = chunk.last() {
+            padded.resize(len, last);
+        }
+        padded
+    })
+}
+
+/// `items` in chunks whose lengths are in [`SIZES`], largest first, none
+/// padded: for inserts where every row counts (messages).
+fn exact<T>(mut items: &[T]) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    while !items.is_empty() {
+        let len = SIZES
+            .into_iter()
+            .rev()
+            .find(|&s| s <= items.len())
+            .unwrap_or(1);
+        let (chunk, rest) = items.split_at(len);
+        chunks.push(chunk);
+        items = rest;
+    }
+    chunks
+}
+
+/// `head`, then `row` `n` times joined by `separator`, then `tail`.
+fn repeated(
+    head: &str,
+    row: &str,
+    separator: &str,
+    n: usize,
+    tail: &str,
+) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(format!("{head}{}{tail}", vec![row; n].join(separator)))
+}
+
+/// An IN list of `n` placeholders after `head`.
+fn in_list(head: &str, n: usize) -> sqlx::AssertSqlSafe<String> {
+    repeated(head, "?", ", ", n, ")")
+}
+
+/// Takes the servers' turns; binds server id and report arrival (or NULL)
+/// per row.
+const LOCK: &str = "INSERT INTO alert_servers (server_id, last_report_at, version) VALUES ";
+const LOCK_ROW: &str = "(?, ?, 1)";
+const LOCK_SQLITE: &str = " ON CONFLICT (server_id) DO UPDATE SET version = version + 1, \
      last_report_at = COALESCE(excluded.last_report_at, last_report_at)";
-const LOCK_MYSQL: &str = "INSERT INTO alert_servers (server_id, last_report_at, version) \
-     VALUES (?, ?, 1) ON DUPLICATE KEY UPDATE version = version + 1, \
+const LOCK_MYSQL: &str = " ON DUPLICATE KEY UPDATE version = version + 1, \
      last_report_at = COALESCE(VALUES(last_report_at), last_report_at)";
 
 /// Condition on `u` (users): the user can be sent messages. They have
@@ -61,8 +132,9 @@ macro_rules! talked {
     };
 }
 
+/// Followed by an IN list of server ids.
 const CONTEXT: &str = concat!(
-    "SELECT s.owner_id, s.name, a.last_report_at, \
+    "SELECT s.id, s.owner_id, s.name, a.last_report_at, \
      (SELECT COUNT(*) FROM users u WHERE u.user_id = s.owner_id AND ",
     talked!(),
     ") AS talked, \
@@ -70,38 +142,43 @@ const CONTEXT: &str = concat!(
       WHERE m.owner_id = s.owner_id AND m.server_id IN (0, s.id)) AS muted_until \
      FROM servers s \
      LEFT JOIN alert_servers a ON a.server_id = s.id \
-     WHERE s.id = ?"
+     WHERE s.id IN ("
 );
 
 const RULES: &str = "SELECT server_id, metric, threshold, for_secs FROM alert_rules \
      WHERE owner_id = ? AND server_id IN (0, ?)";
 
-const TRACKS: &str = "SELECT metric, target, breach_since, last_at, firing_since, cleared_at, \
-     value, threshold, told, notified_at FROM alert_state WHERE server_id = ?";
+/// The rules of each server (its own and its owner's defaults); followed
+/// by an IN list of server ids.
+const SERVER_RULES: &str = "SELECT s.id AS for_server, r.server_id, r.metric, r.threshold, \
+     r.for_secs FROM servers s JOIN alert_rules r \
+     ON r.owner_id = s.owner_id AND r.server_id IN (0, s.id) WHERE s.id IN (";
 
-const SAVE_TRACK_SQLITE: &str = "INSERT INTO alert_state (server_id, metric, target, \
-     breach_since, last_at, firing_since, cleared_at, value, threshold, told, notified_at) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-     ON CONFLICT (server_id, metric, target) DO UPDATE SET \
+/// Followed by an IN list of server ids.
+const TRACKS: &str = "SELECT server_id, metric, target, breach_since, last_at, firing_since, \
+     cleared_at, value, threshold, told, notified_at FROM alert_state WHERE server_id IN (";
+
+const SAVE_TRACKS: &str = "INSERT INTO alert_state (server_id, metric, target, \
+     breach_since, last_at, firing_since, cleared_at, value, threshold, told, notified_at) VALUES ";
+const SAVE_TRACK_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const SAVE_TRACKS_SQLITE: &str = " ON CONFLICT (server_id, metric, target) DO UPDATE SET \
      breach_since = excluded.breach_since, last_at = excluded.last_at, \
      firing_since = excluded.firing_since, cleared_at = excluded.cleared_at, \
      value = excluded.value, threshold = excluded.threshold, told = excluded.told, \
      notified_at = excluded.notified_at";
-const SAVE_TRACK_MYSQL: &str = "INSERT INTO alert_state (server_id, metric, target, \
-     breach_since, last_at, firing_since, cleared_at, value, threshold, told, notified_at) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-     ON DUPLICATE KEY UPDATE \
+const SAVE_TRACKS_MYSQL: &str = " ON DUPLICATE KEY UPDATE \
      breach_since = VALUES(breach_since), last_at = VALUES(last_at), \
      firing_since = VALUES(firing_since), cleared_at = VALUES(cleared_at), \
      value = VALUES(value), threshold = VALUES(threshold), told = VALUES(told), \
      notified_at = VALUES(notified_at)";
 
-const DELETE_TRACK: &str =
-    "DELETE FROM alert_state WHERE server_id = ? AND metric = ? AND target = ?";
+const DELETE_TRACKS: &str = "DELETE FROM alert_state WHERE ";
+const DELETE_TRACK_ROW: &str = "(server_id = ? AND metric = ? AND target = ?)";
 
-/// Queues a message; binds chat id, text, created_at, next_attempt_at.
-pub(super) const ENQUEUE: &str =
-    "INSERT INTO outbox (chat_id, text, created_at, next_attempt_at) VALUES (?, ?, ?, ?)";
+/// Queues messages; binds chat id, text, created_at, next_attempt_at per
+/// row.
+const ENQUEUE: &str = "INSERT INTO outbox (chat_id, text, created_at, next_attempt_at) VALUES ";
+const ENQUEUE_ROW: &str = "(?, ?, ?, ?)";
 
 /// Rows of a deleted server; each statement binds the server id.
 const FORGET_SERVER: &[&str] = &[
@@ -166,56 +243,193 @@ fn rule_set(rows: impl IntoIterator<Item = (i64, Metric, Setting)>) -> RuleSet {
     set
 }
 
-/// Runs `plan` on the server's current alert state inside one short
-/// transaction, writes what it changed and queues its message, all or
-/// nothing. `report_at` records a report's arrival first. `Ok(None)` when
-/// the server no longer exists (its alert rows are removed).
-pub(super) async fn in_server_tx<T>(
+/// What a transaction read about one server, and its state as the turns
+/// before the current one left it.
+struct Entry {
+    owner_id: i64,
+    talked: bool,
+    muted_until: Option<i64>,
+    /// `last_report_at` as read (after this transaction's own updates).
+    last_report_at: Option<i64>,
+    ctx: ServerCtx,
+    tracks: BTreeMap<Subject, Track>,
+    /// Subjects that had a row when read: only those need deleting.
+    stored: BTreeSet<Subject>,
+}
+
+impl Entry {
+    fn from_row(row: &impl Columns) -> Result<(i64, Self), sqlx::Error> {
+        let last_report_at = row.opt_int("last_report_at")?;
+        let entry = Self {
+            owner_id: row.int("owner_id")?,
+            talked: row.int("talked")? > 0,
+            muted_until: row.opt_int("muted_until")?,
+            last_report_at,
+            ctx: ServerCtx {
+                name: row.text("name")?,
+                last_report_at,
+                quiet: false,
+                rules: RuleSet::default(),
+            },
+            tracks: BTreeMap::new(),
+            stored: BTreeSet::new(),
+        };
+        Ok((row.int("id")?, entry))
+    }
+}
+
+/// What the plans of a transaction's turns decided, together.
+struct Decided<T> {
+    /// Each turn's value; `None` when its server no longer exists.
+    values: Vec<Option<T>>,
+    /// The last state of every subject a plan changed and left busy.
+    saves: Vec<(i64, Subject, Track)>,
+    /// Stored subjects a plan left idle.
+    deletes: Vec<(i64, Subject)>,
+    /// Messages in the order of the turns: `(owner, text)`.
+    messages: Vec<(i64, String)>,
+}
+
+/// Runs each turn's plan in order on the state the turns before it left
+/// (the same results as one transaction per turn), and gathers what they
+/// changed.
+fn plan_turns<T>(
+    turns: &[Turn],
+    entries: &mut BTreeMap<i64, Entry>,
+    plan: &impl Fn(usize, &ServerCtx, BTreeMap<Subject, Track>) -> Plan<T>,
+) -> Decided<T> {
+    let mut values = Vec::with_capacity(turns.len());
+    let mut messages = Vec::new();
+    let mut changed = BTreeSet::new();
+    for (i, turn) in turns.iter().enumerate() {
+        let Some(entry) = entries.get_mut(&turn.server_id) else {
+            values.push(None);
+            continue;
+        };
+        let muted = entry.muted_until.is_some_and(|until| until > turn.now);
+        entry.ctx.quiet = muted || !entry.talked;
+        entry.ctx.last_report_at = turn.report_at.or(entry.last_report_at);
+        let decided = plan(i, &entry.ctx, entry.tracks.clone());
+        for (subject, track) in decided.changed {
+            if track.is_idle() {
+                entry.tracks.remove(&subject);
+            } else {
+                entry.tracks.insert(subject.clone(), track);
+            }
+            changed.insert((turn.server_id, subject));
+        }
+        if let Some(text) = decided.message {
+            messages.push((entry.owner_id, text));
+        }
+        values.push(Some(decided.value));
+    }
+    let mut saves = Vec::new();
+    let mut deletes = Vec::new();
+    for (server_id, subject) in changed {
+        let Some(entry) = entries.get(&server_id) else {
+            continue;
+        };
+        match entry.tracks.get(&subject) {
+            Some(track) => saves.push((server_id, subject, track.clone())),
+            None if entry.stored.contains(&subject) => deletes.push((server_id, subject)),
+            None => {}
+        }
+    }
+    Decided {
+        values,
+        saves,
+        deletes,
+        messages,
+    }
+}
+
+/// Runs `plan` for every turn, in order, on its server's current alert
+/// state inside one short transaction; writes what they changed and queues
+/// their messages, all or nothing. Turns of one server see what the turns
+/// before them did. A turn's `report_at` records its report's arrival
+/// first. A turn's value is `None` when its server no longer exists (its
+/// alert rows are removed).
+pub(super) async fn in_servers_tx<T>(
     storage: &Storage,
-    server_id: i64,
-    now: i64,
-    report_at: Option<i64>,
-    plan: impl Fn(&ServerCtx, BTreeMap<Subject, Track>) -> Plan<T>,
-) -> Result<Option<T>> {
+    turns: &[Turn],
+    plan: impl Fn(usize, &ServerCtx, BTreeMap<Subject, Track>) -> Plan<T>,
+) -> Result<Vec<Option<T>>> {
+    // One lock row per server, in id order, with its latest report.
+    let mut locks: BTreeMap<i64, Option<i64>> = BTreeMap::new();
+    for turn in turns {
+        let at = locks.entry(turn.server_id).or_default();
+        *at = turn.report_at.or(*at);
+    }
+    let ids: Vec<i64> = locks.keys().copied().collect();
+    let locks: Vec<(i64, Option<i64>)> = locks.into_iter().collect();
     let db = storage.db();
-    let lock = db.sql(LOCK_SQLITE, LOCK_MYSQL);
-    let save = db.sql(SAVE_TRACK_SQLITE, SAVE_TRACK_MYSQL);
-    let plan = &plan;
-    let done = retry_conflicts(|| async move {
+    let lock_tail = db.sql(LOCK_SQLITE, LOCK_MYSQL);
+    let save_tail = db.sql(SAVE_TRACKS_SQLITE, SAVE_TRACKS_MYSQL);
+    let (plan, locks, ids) = (&plan, &locks, &ids);
+    let values = retry_conflicts(|| async move {
         with_pool!(db, pool => {
             let mut tx = pool.begin_write().await?;
-            sqlx::query(lock).bind(server_id).bind(report_at).execute(&mut *tx).await?;
-            let Some(row) = sqlx::query(CONTEXT).bind(server_id).fetch_optional(&mut *tx).await? else {
-                for sql in FORGET_SERVER {
-                    sqlx::query(*sql).bind(server_id).execute(&mut *tx).await?;
+            for chunk in padded(locks) {
+                let mut q = sqlx::query(repeated(LOCK, LOCK_ROW, ", ", chunk.len(), lock_tail));
+                for (id, at) in chunk {
+                    q = q.bind(id).bind(at);
                 }
-                tx.commit().await?;
-                return Ok(None);
-            };
-            let owner_id = row.int("owner_id")?;
-            let talked = row.int("talked")? > 0;
-            let muted = row.opt_int("muted_until")?.is_some_and(|until| until > now);
-            let rules = sqlx::query(RULES).bind(owner_id).bind(server_id).fetch_all(&mut *tx).await?;
-            let rules = rules.iter().map(rule_from_row).collect::<Result<Vec<_>, _>>()?;
-            let ctx = ServerCtx {
-                name: row.text("name")?,
-                last_report_at: row.opt_int("last_report_at")?,
-                quiet: muted || !talked,
-                rules: rule_set(rules.into_iter().flatten()),
-            };
-            let tracks = sqlx::query(TRACKS).bind(server_id).fetch_all(&mut *tx).await?;
-            let tracks = tracks.iter().map(track_from_row).collect::<Result<Vec<_>, _>>()?;
-            let decided = plan(&ctx, tracks.into_iter().flatten().collect());
-            for (subject, track) in &decided.changed {
-                if track.is_idle() {
-                    sqlx::query(DELETE_TRACK)
-                        .bind(server_id)
-                        .bind(subject.metric.as_str())
-                        .bind(subject.target.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                } else {
-                    sqlx::query(save)
+                q.execute(&mut *tx).await?;
+            }
+            let mut entries = BTreeMap::new();
+            for chunk in padded(ids) {
+                let mut q = sqlx::query(in_list(CONTEXT, chunk.len()));
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    let (id, entry) = Entry::from_row(&row)?;
+                    entries.insert(id, entry);
+                }
+            }
+            let mut rules: BTreeMap<i64, Vec<_>> = BTreeMap::new();
+            for chunk in padded(ids) {
+                let mut q = sqlx::query(in_list(SERVER_RULES, chunk.len()));
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    if let Some(rule) = rule_from_row(&row)? {
+                        rules.entry(row.int("for_server")?).or_default().push(rule);
+                    }
+                }
+            }
+            for (id, rules) in rules {
+                if let Some(entry) = entries.get_mut(&id) {
+                    entry.ctx.rules = rule_set(rules);
+                }
+            }
+            for chunk in padded(ids) {
+                let mut q = sqlx::query(in_list(TRACKS, chunk.len()));
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    let Some((subject, track)) = track_from_row(&row)? else {
+                        continue;
+                    };
+                    if let Some(entry) = entries.get_mut(&row.int("server_id")?) {
+                        entry.stored.insert(subject.clone());
+                        entry.tracks.insert(subject, track);
+                    }
+                }
+            }
+            for &id in ids.iter().filter(|id| !entries.contains_key(*id)) {
+                for sql in FORGET_SERVER {
+                    sqlx::query(*sql).bind(id).execute(&mut *tx).await?;
+                }
+            }
+            let decided = plan_turns(turns, &mut entries, plan);
+            let saves: Vec<_> = decided.saves.iter().map(|(id, s, t)| (*id, s, t)).collect();
+            for chunk in padded(&saves) {
+                let mut q = sqlx::query(repeated(SAVE_TRACKS, SAVE_TRACK_ROW, ", ", chunk.len(), save_tail));
+                for (server_id, subject, track) in chunk {
+                    q = q
                         .bind(server_id)
                         .bind(subject.metric.as_str())
                         .bind(subject.target.as_str())
@@ -226,27 +440,50 @@ pub(super) async fn in_server_tx<T>(
                         .bind(track.value)
                         .bind(track.threshold)
                         .bind(i64::from(track.told))
-                        .bind(track.notified_at)
-                        .execute(&mut *tx)
-                        .await?;
+                        .bind(track.notified_at);
                 }
+                q.execute(&mut *tx).await?;
             }
-            if let Some(text) = &decided.message {
-                // The outbox lives in real time, whatever the alert clock says.
-                sqlx::query(ENQUEUE)
-                    .bind(owner_id)
-                    .bind(text.as_str())
-                    .bind(unix_now())
-                    .bind(0_i64)
-                    .execute(&mut *tx)
-                    .await?;
+            let deletes: Vec<_> = decided.deletes.iter().map(|(id, s)| (*id, s)).collect();
+            for chunk in padded(&deletes) {
+                let mut q = sqlx::query(repeated(DELETE_TRACKS, DELETE_TRACK_ROW, " OR ", chunk.len(), ""));
+                for (server_id, subject) in chunk {
+                    q = q.bind(server_id).bind(subject.metric.as_str()).bind(subject.target.as_str());
+                }
+                q.execute(&mut *tx).await?;
+            }
+            // The outbox lives in real time, whatever the alert clock says.
+            let queued_at = unix_now();
+            for chunk in exact(&decided.messages) {
+                let mut q = sqlx::query(repeated(ENQUEUE, ENQUEUE_ROW, ", ", chunk.len(), ""));
+                for (owner_id, text) in chunk {
+                    q = q.bind(*owner_id).bind(text.as_str()).bind(queued_at).bind(0_i64);
+                }
+                q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok(Some(decided.value))
+            Ok(decided.values)
         })
     })
     .await?;
-    Ok(done)
+    Ok(values)
+}
+
+/// [`in_servers_tx`] for one server: `Ok(None)` when it no longer exists.
+pub(super) async fn in_server_tx<T>(
+    storage: &Storage,
+    server_id: i64,
+    now: i64,
+    report_at: Option<i64>,
+    plan: impl Fn(&ServerCtx, BTreeMap<Subject, Track>) -> Plan<T>,
+) -> Result<Option<T>> {
+    let turn = Turn {
+        server_id,
+        report_at,
+        now,
+    };
+    let mut values = in_servers_tx(storage, &[turn], |_, ctx, tracks| plan(ctx, tracks)).await?;
+    Ok(values.pop().flatten())
 }
 
 /// Every rule an owner stored: `(server id or 0, metric, setting)`.
@@ -277,6 +514,20 @@ pub(super) async fn server_rules(
         let rows = sqlx::query(RULES).bind(owner_id).bind(server_id).fetch_all(pool).await?;
         let rules = rows.iter().map(rule_from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(rule_set(rules.into_iter().flatten()))
+    })
+}
+
+/// The stored state of a server's rules, by subject.
+pub(super) async fn server_state(
+    storage: &Storage,
+    server_id: i64,
+) -> Result<Vec<(Subject, Track)>> {
+    with_pool!(storage.db(), pool => {
+        let rows = sqlx::query(in_list(TRACKS, 1)).bind(server_id).fetch_all(pool).await?;
+        let tracks = rows.iter().map(track_from_row).collect::<Result<Vec<_>, _>>()?;
+        let mut tracks: Vec<_> = tracks.into_iter().flatten().collect();
+        tracks.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(tracks)
     })
 }
 
@@ -543,4 +794,33 @@ pub(super) async fn forget_stale(storage: &Storage, now: i64) -> Result<()> {
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_chunks_have_a_fixed_length_and_repeat_the_last_item() {
+        let lens = |n: usize| {
+            let items: Vec<usize> = (0..n).collect();
+            padded(&items).map(|c| c.len()).collect::<Vec<_>>()
+        };
+        assert_eq!(lens(0), Vec::<usize>::new());
+        assert_eq!(lens(1), [1]);
+        assert_eq!(lens(2), [4]);
+        assert_eq!(lens(17), [64]);
+        assert_eq!(lens(130), [64, 64, 4]);
+        let chunk = padded(&[7, 8]).next().expect("a chunk");
+        assert_eq!(chunk, [7, 8, 8, 8]);
+    }
+
+    #[test]
+    fn exact_chunks_cover_every_item_once() {
+        let items: Vec<usize> = (0..87).collect();
+        let chunks = exact(&items);
+        let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(lens, [64, 16, 4, 1, 1, 1]);
+        assert_eq!(chunks.concat(), items);
+    }
 }

@@ -80,8 +80,8 @@ pub struct IngestState {
     settings: Arc<IngestSettings>,
     failures: Arc<AuthFailureLimiter>,
     keys: Arc<KeyCache>,
-    /// Evaluates alert rules against each stored report.
-    alerts: Option<crate::alerts::Alerts>,
+    /// Where each stored report is queued for alert evaluation.
+    alerts: Option<crate::alerts::ReportQueue>,
 }
 
 impl IngestState {
@@ -97,8 +97,8 @@ impl IngestState {
         }
     }
 
-    /// Evaluates `alerts` right after each report is committed.
-    pub fn with_alerts(mut self, alerts: crate::alerts::Alerts) -> Self {
+    /// Queues each report for alert evaluation right after its commit.
+    pub fn with_alerts(mut self, alerts: crate::alerts::ReportQueue) -> Self {
         self.alerts = Some(alerts);
         self
     }
@@ -327,15 +327,12 @@ async fn accept(state: &IngestState, ip: IpAddr, request: Request) -> Result<i64
     match storage_call(s, state.storage.record_report(&new)).await? {
         RecordOutcome::Stored { report_id } => {
             if let Some(alerts) = &state.alerts {
-                // After the commit and off the request's path: the agent's
-                // 200 never waits for rules, and a failed evaluation is
-                // repeated by the next report or scheduler tick.
-                let (alerts, server_id) = (alerts.clone(), key.server_id);
-                tokio::spawn(async move {
-                    if let Err(e) = alerts.on_report(server_id, &report).await {
-                        tracing::warn!(server_id, "alert evaluation failed: {e}");
-                    }
-                });
+                // After the commit. The 200 waits only for a place in the
+                // queue (back-pressure when evaluation falls behind), never
+                // for the rules, which a worker evaluates in batches.
+                if let Err(e) = alerts.report_stored(key.server_id, &report).await {
+                    tracing::warn!(server_id = key.server_id, "{e}");
+                }
             }
             Ok(report_id)
         }

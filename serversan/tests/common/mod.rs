@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod proxy;
 
 use std::time::Duration;
 
@@ -194,6 +195,33 @@ impl TestDb {
     /// The SQLite file's directory (SQLite only).
     pub fn dir(&self) -> Option<&std::path::Path> {
         self.dir.as_ref().map(|d| d.path())
+    }
+
+    /// Takes the SQLite file's write lock from another connection, as
+    /// another process (a backup, a stuck script) would (SQLite only).
+    pub async fn hold_write_lock(&self) -> WriteLock {
+        let path = self.dir().expect("sqlite").join("serversan.db");
+        let mut holder =
+            sqlx::sqlite::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .expect("connect");
+        sqlx::raw_sql("BEGIN EXCLUSIVE")
+            .execute(&mut holder)
+            .await
+            .expect("lock");
+        WriteLock(holder)
+    }
+}
+
+/// An SQLite write lock held by another connection.
+pub struct WriteLock(sqlx::sqlite::SqliteConnection);
+
+impl WriteLock {
+    pub async fn release(mut self) {
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut self.0)
+            .await
+            .expect("unlock");
     }
 }
 
