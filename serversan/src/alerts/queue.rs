@@ -124,16 +124,19 @@ async fn evaluate_queued(
                 Item::Flush(done) => flushes.push(done),
             }
         }
-        if !reports.is_empty()
-            && let Err(e) = alerts.evaluate(&reports).await
-        {
-            metrics::counter!("serversan_alert_reports_unevaluated_total")
-                .increment(reports.len() as u64);
-            tracing::warn!(
-                reports = reports.len(),
-                "alert evaluation of a batch of reports failed; each server's next report \
-                 or the scheduler catches up: {e}"
-            );
+        if !reports.is_empty() {
+            match alerts.evaluate(&reports).await {
+                Ok(()) => tracing::debug!(reports = reports.len(), "alert batch evaluated"),
+                Err(e) => {
+                    metrics::counter!("serversan_alert_reports_unevaluated_total")
+                        .increment(reports.len() as u64);
+                    tracing::warn!(
+                        reports = reports.len(),
+                        "alert evaluation of a batch of reports failed; each server's next \
+                         report or the scheduler catches up: {e}"
+                    );
+                }
+            }
         }
         for done in flushes {
             let _ = done.send(());
