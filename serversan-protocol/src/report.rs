@@ -275,6 +275,38 @@ impl Report {
             extra: BTreeMap::new(),
         }
     }
+
+    /// [`Report::example`] as agent `agent` of a fleet sends it on its
+    /// `seq`-th run: figures differ between agents and move over time, as a
+    /// real fleet's do (counters only grow). What the load generator sends.
+    pub fn example_in_fleet(agent: usize, seq: u64, collected_at: i64) -> Self {
+        let mut r = Report::example(collected_at);
+        let a = agent as u64;
+        let wave = (a.wrapping_mul(7919) + seq.wrapping_mul(104_729)) % 1000;
+        r.hostname = format!("host-{agent}.example.net");
+        r.cpu.usage_percent = wave as f64 / 10.0;
+        r.cpu.logical_cores = 1 << (agent % 5);
+        if let Some(load) = r.load.as_mut() {
+            load.one = wave as f64 / 250.0;
+            load.five = load.one * 0.9;
+            load.fifteen = load.one * 0.8;
+        }
+        r.memory.used = r.memory.total / 1000 * (200 + wave % 700);
+        r.memory.available = r.memory.total - r.memory.used;
+        r.swap.used = (wave % 64) << 20;
+        for fs in &mut r.filesystems {
+            fs.used = (fs.total / 1000 * (100 + (wave + a) % 850)).min(fs.total);
+        }
+        for net in &mut r.network {
+            net.rx_bytes += seq * 7_340_032 + a;
+            net.tx_bytes += seq * 1_048_576 + a;
+        }
+        r.process_count = 90 + u32::try_from(wave % 200).unwrap_or(0);
+        for p in &mut r.top_cpu {
+            p.cpu_percent = (wave % 400) as f64 / 10.0;
+        }
+        r
+    }
 }
 
 fn percent(part: u64, whole: u64) -> f64 {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serversan::charts::{ChartRequest, Metric, Period, TimeZone, render_png};
 use serversan::config::{DatabaseUrl, SettingValue};
 use serversan::history::{self, HistorySettings};
-use serversan::storage::{Figures, ServerName, Storage, StorageOptions};
+use serversan::storage::{Figures, ServerName, Storage, StorageOptions, detail};
 use serversan_protocol::Report;
 use serversan_protocol::report::Load;
 use sqlx::Connection;
@@ -188,7 +188,7 @@ async fn load(url: &str, server_id: i64) -> Result<(), Error> {
                 .bind(f.net_rx)
                 .bind(f.net_tx)
                 .bind(f.process_count)
-                .bind(serde_json::to_string(r)?);
+                .bind(detail::encode(r)?);
         }
         let mut tx = conn.begin().await?;
         insert.execute(&mut *tx).await?;

@@ -10,12 +10,17 @@ use serversan::storage::{
     network_rates, unix_now,
 };
 use serversan_protocol::Report;
+use serversan_protocol::report::{Load, ProcessInfo, Temperature};
+use sqlx::Connection;
 
 on_both_backends!(
     users_and_roles,
     servers_are_per_owner,
     rotating_and_deleting_codes,
     reports_are_stored_losslessly,
+    extreme_reports_are_stored_losslessly,
+    rows_written_before_compact_details_stay_readable,
+    a_corrupt_detail_is_a_clear_error,
     the_database_paces_each_server,
     the_arrival_cap_holds,
     deleting_a_server_removes_its_reports,
@@ -363,6 +368,217 @@ async fn reports_are_stored_losslessly(backend: Backend) {
     assert_eq!(latest.figures.swap_percent(), 0.0);
     assert_eq!(latest.report().expect("rebuilt"), windows);
     assert_eq!(storage.count_reports(server.id).await.expect("count"), 3);
+}
+
+async fn extreme_reports_are_stored_losslessly(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let (server, _) = storage
+        .create_server(1, &name("edge"))
+        .await
+        .expect("create");
+    let mut r = common::report(60);
+    r.hostname = "ß-中文-😀 x".into();
+    r.boot_time = i64::MIN;
+    r.memory.total = u64::MAX;
+    r.memory.used = i64::MAX as u64;
+    r.memory.available = i64::MAX as u64 + 1;
+    r.swap.total = u64::MAX;
+    r.cpu.logical_cores = u32::MAX;
+    r.process_count = u32::MAX;
+    r.cpu.usage_percent = -0.0;
+    r.cpu.frequency_mhz = Some(f64::MAX);
+    r.load = Some(Load {
+        one: 5e-324,
+        five: 0.1 + 0.2,
+        fifteen: 1e300,
+    });
+    r.filesystems[0].total = u64::MAX;
+    r.network[0].rx_bytes = u64::MAX;
+    r.top_cpu.push(ProcessInfo {
+        pid: u32::MAX,
+        name: "\u{0}\"\\\n".into(),
+        cpu_percent: 2.2250738585072014e-308,
+        memory_bytes: u64::MAX,
+    });
+    r.temperatures.push(Temperature {
+        label: String::new(),
+        celsius: -273.15,
+    });
+    r.extra.insert(
+        "future".into(),
+        serde_json::json!({"big": u64::MAX, "neg": -1.5e300, "list": [null, true, "s", {}]}),
+    );
+    let mut sparse = common::report(0);
+    sparse.agent_version = None;
+    sparse.load = None;
+    sparse.cpu.frequency_mhz = None;
+    sparse.ipv4 = None;
+    sparse.ipv6 = None;
+    sparse.network.clear();
+    sparse.sessions.clear();
+    sparse.top_cpu.clear();
+    sparse.top_memory.clear();
+    sparse.temperatures.clear();
+    for report in [&r, &sparse] {
+        assert!(matches!(
+            store(&storage, server.id, report).await,
+            RecordOutcome::Stored { .. }
+        ));
+        let row = storage
+            .latest_report(server.id)
+            .await
+            .expect("latest")
+            .expect("some");
+        assert_eq!(&row.report().expect("rebuilt"), report, "lossless");
+        assert_eq!(
+            serde_json::to_string(&row.report().expect("rebuilt")).expect("json"),
+            serde_json::to_string(report).expect("json"),
+            "the same JSON, float bits and key order included"
+        );
+    }
+}
+
+/// A raw connection to the test database, for writing rows as an older
+/// server (or a broken disk) would have.
+async fn raw_connection(db: &TestDb) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(db.url.expose())
+        .await
+        .expect("connect")
+}
+
+/// What to write into a row's `detail`.
+enum RawDetail {
+    /// JSON text, as servers wrote before compact details.
+    Text(String),
+    /// Bytes as written now (or damaged).
+    Bytes(Vec<u8>),
+}
+
+/// Stores `report` as ingest does, then overwrites its `detail` the way an
+/// older server (or a broken disk) would have left it; returns the row id.
+async fn store_with_detail(
+    storage: &Storage,
+    conn: &mut sqlx::AnyConnection,
+    server_id: i64,
+    report: &Report,
+    detail: RawDetail,
+) -> i64 {
+    let RecordOutcome::Stored { report_id } = store(storage, server_id, report).await else {
+        panic!("stored");
+    };
+    let update = sqlx::query("UPDATE reports SET detail = ? WHERE id = ?");
+    let update = match detail {
+        RawDetail::Text(text) => update.bind(text),
+        RawDetail::Bytes(bytes) => update.bind(bytes),
+    };
+    let done = update
+        .bind(report_id)
+        .execute(&mut *conn)
+        .await
+        .expect("update");
+    assert_eq!(done.rows_affected(), 1);
+    report_id
+}
+
+async fn rows_written_before_compact_details_stay_readable(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let (server, _) = storage
+        .create_server(1, &name("old"))
+        .await
+        .expect("create");
+    let mut conn = raw_connection(&db).await;
+    let mut old = common::report(60);
+    old.hostname = "old-é-🐇".into();
+    old.memory.total = u64::MAX;
+    old.extra
+        .insert("gpu".into(), serde_json::json!({"model": "X"}));
+    let json = serde_json::to_string(&old).expect("json");
+    store_with_detail(&storage, &mut conn, server.id, &old, RawDetail::Text(json)).await;
+    if backend == Backend::MySql {
+        // The column as it was before migration 0120, holding that row...
+        sqlx::raw_sql(
+            "ALTER TABLE reports MODIFY detail MEDIUMTEXT \
+             CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("old column type");
+        // ...and the upgrade itself.
+        sqlx::raw_sql(include_str!("../migrations/mysql/0120_compact_detail.sql"))
+            .execute(&mut conn)
+            .await
+            .expect("migration 0120");
+    }
+    let row = storage
+        .latest_report(server.id)
+        .await
+        .expect("latest")
+        .expect("some");
+    assert_eq!(row.detail.first(), Some(&b'{'), "still the old JSON");
+    assert_eq!(row.report().expect("rebuilt"), old);
+
+    // A new report beside it is written compact.
+    let new = common::report(0);
+    assert!(matches!(
+        store(&storage, server.id, &new).await,
+        RecordOutcome::Stored { .. }
+    ));
+    let rows = storage.last_two_reports(server.id).await.expect("last two");
+    assert_eq!(rows[0].detail.first(), Some(&1), "format 1");
+    assert!(rows[0].detail.len() < rows[1].detail.len() / 3);
+    assert_eq!(rows[0].report().expect("rebuilt"), new);
+    assert_eq!(rows[1].report().expect("rebuilt"), old);
+    conn.close().await.expect("close");
+}
+
+async fn a_corrupt_detail_is_a_clear_error(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let (server, _) = storage
+        .create_server(1, &name("bad"))
+        .await
+        .expect("create");
+    let mut conn = raw_connection(&db).await;
+    let cases: [(Vec<u8>, &str); 4] = [
+        (vec![1, 0xde, 0xad, 0xbe, 0xef], "does not decompress"),
+        (vec![9, 1, 2], "format 0x09"),
+        (Vec::new(), "empty"),
+        (b"{\"version\":1".to_vec(), "not a readable report"),
+    ];
+    for (i, (detail, expected)) in cases.into_iter().enumerate() {
+        let report = common::report(200 - 20 * i as i64);
+        let id = store_with_detail(
+            &storage,
+            &mut conn,
+            server.id,
+            &report,
+            RawDetail::Bytes(detail),
+        )
+        .await;
+        let row = storage
+            .latest_report(server.id)
+            .await
+            .expect("the row itself reads")
+            .expect("some");
+        assert_eq!(row.id, id);
+        match row.report() {
+            Err(StorageError::Corrupt(message)) => {
+                assert!(message.contains(&format!("report {id}")), "{message}");
+                assert!(message.contains(expected), "{message}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+    conn.close().await.expect("close");
 }
 
 async fn the_database_paces_each_server(backend: Backend) {

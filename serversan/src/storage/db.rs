@@ -107,6 +107,8 @@ pub(crate) trait Columns {
     fn opt_float(&self, col: &str) -> Result<Option<f64>, sqlx::Error>;
     fn text(&self, col: &str) -> Result<String, sqlx::Error>;
     fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
+    /// A BLOB (or, in rows written before, TEXT) column's bytes.
+    fn bytes(&self, col: &str) -> Result<Vec<u8>, sqlx::Error>;
 }
 
 macro_rules! impl_columns {
@@ -128,6 +130,9 @@ macro_rules! impl_columns {
                 self.try_get(col)
             }
             fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn bytes(&self, col: &str) -> Result<Vec<u8>, sqlx::Error> {
                 self.try_get(col)
             }
         }

@@ -31,6 +31,11 @@ const SQLITE: &[Source] = &[
         "alerts",
         include_str!("../../migrations/sqlite/0100_alerts.sql"),
     ),
+    (
+        120,
+        "compact_detail",
+        include_str!("../../migrations/sqlite/0120_compact_detail.sql"),
+    ),
 ];
 
 const MYSQL: &[Source] = &[
@@ -48,6 +53,11 @@ const MYSQL: &[Source] = &[
         100,
         "alerts",
         include_str!("../../migrations/mysql/0100_alerts.sql"),
+    ),
+    (
+        120,
+        "compact_detail",
+        include_str!("../../migrations/mysql/0120_compact_detail.sql"),
     ),
 ];
 

@@ -9,6 +9,7 @@
 
 mod batch;
 pub(crate) mod db;
+pub mod detail;
 mod leases;
 mod migrations;
 mod nonces;

@@ -1,10 +1,8 @@
 //! Accepted reports: one row each, key figures as columns for queries and
-//! charts, the whole report as compact JSON in `detail`.
-//!
-//! Why the whole report and not only "the rest": the JSON round-trips
-//! exactly (integers as integers, floats in shortest exact form, unknown
-//! fields kept), so the report is rebuilt from `detail` alone, and a figure
-//! too large for a BIGINT column (clamped there) is still exact in it.
+//! charts, the rest of the report compressed in `detail` (see `detail`):
+//! the report is rebuilt exactly from the row, unknown fields included, and
+//! a figure too large for a BIGINT column (clamped there) is exact in
+//! `detail`.
 
 /// Binds a report's 22 columns, in [`insert_report_into!`]'s order.
 macro_rules! bind_report {
@@ -33,7 +31,7 @@ macro_rules! bind_report {
             .bind(f.net_rx)
             .bind(f.net_tx)
             .bind(f.process_count)
-            .bind(p.detail.as_str())
+            .bind(p.detail.as_slice())
     }};
 }
 
@@ -44,7 +42,7 @@ use serversan_protocol::Report;
 use super::db::{
     Columns, Db, InsertedId, WritePool, is_unique_violation, retry_conflicts, with_pool,
 };
-use super::{Result, Storage, StorageError, clamp_i64, nonces, servers};
+use super::{Result, Storage, StorageError, clamp_i64, detail, nonces, servers};
 
 /// The key figures stored as columns of `reports`.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,14 +123,20 @@ pub struct ReportRow {
     pub collected_at: i64,
     pub received_at: i64,
     pub figures: Figures,
-    /// The whole report as compact JSON.
-    pub detail: String,
+    /// What the columns do not hold of the report, encoded by
+    /// [`detail::encode`] (or, in rows written before, the whole report as
+    /// JSON text).
+    pub detail: Vec<u8>,
 }
 
 impl ReportRow {
     /// The full report, rebuilt from the row.
     pub fn report(&self) -> Result<Report> {
-        serde_json::from_str(&self.detail).map_err(|e| {
+        let columns = detail::Columns {
+            collected_at: self.collected_at,
+            figures: &self.figures,
+        };
+        detail::decode(&self.detail, columns).map_err(|e| {
             StorageError::Corrupt(format!("report {} has unreadable detail: {e}", self.id))
         })
     }
@@ -249,12 +253,13 @@ fn report_from_row(row: &impl Columns) -> Result<ReportRow, sqlx::Error> {
             net_tx: row.int("net_tx")?,
             process_count: row.int("process_count")?,
         },
-        detail: row.text("detail")?,
+        detail: row.bytes("detail")?,
     })
 }
 
 /// A report ready for the database: everything computed outside the
-/// transaction (figures, JSON), so a batch holds its lock only for SQL.
+/// transaction (figures, encoded detail), so a batch holds its lock only
+/// for SQL.
 #[derive(Debug, Clone)]
 pub(super) struct Prepared {
     server_id: i64,
@@ -266,7 +271,7 @@ pub(super) struct Prepared {
     min_interval_secs: i64,
     max_per_minute: i64,
     figures: Figures,
-    detail: String,
+    detail: Vec<u8>,
 }
 
 impl Prepared {
@@ -275,7 +280,7 @@ impl Prepared {
     }
 
     fn new(new: &NewReport<'_>) -> Result<Self> {
-        let detail = serde_json::to_string(new.report)
+        let detail = detail::encode(new.report)
             .map_err(|e| StorageError::Corrupt(format!("cannot encode a report: {e}")))?;
         Ok(Self {
             server_id: new.server_id,
