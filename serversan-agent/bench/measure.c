@@ -1,5 +1,6 @@
-/* Runs a command and prints "<user+sys ms> <peak RSS KiB>" of the child
- * alone, read with wait4(2). A C parent keeps the floor low: ru_maxrss
+/* Runs a command and prints "<user+sys ms> <peak RSS KiB> <wall ms>" of the
+ * child alone, read with wait4(2) (wall time from fork to reaping, on the
+ * monotonic clock). A C parent keeps the floor low: ru_maxrss
  * includes what the child inherited before exec, so a Python or shell
  * parent would inflate it. Build: cc -O2 -o measure measure.c */
 #include <stdio.h>
@@ -8,12 +9,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <time.h>
 
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: measure COMMAND [ARGS...]\n");
         return 2;
     }
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
     pid_t pid = fork();
     if (pid == 0) {
         int devnull = open("/dev/null", O_WRONLY);
@@ -27,8 +31,10 @@ int main(int argc, char **argv) {
         perror("wait4");
         return 1;
     }
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    double wall = (end.tv_sec - start.tv_sec) * 1000.0 + (end.tv_nsec - start.tv_nsec) / 1e6;
     double ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
                 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
-    printf("%.3f %ld\n", ms, ru.ru_maxrss);
+    printf("%.3f %ld %.3f\n", ms, ru.ru_maxrss, wall);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
