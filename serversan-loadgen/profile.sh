@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Where ingest's CPU goes: a `serversan serve` built with symbols, under
+# `perf record`, while the load generator saturates it; prints the CPU time
+# per report of the server and of the load generator, then the profile's
+# split by thread, by library and by function.
+#
+#   serversan-loadgen/profile.sh sqlite|mysql [COUNT]
+#
+# The symbol build goes to target/profiling (release settings with line
+# tables, thin LTO; a first build takes several minutes). Needs `perf`
+# (Debian's linux-perf); MariaDB at 127.0.0.1:3306 as root for `mysql`.
+set -euo pipefail
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+
+backend=${1:?usage: profile.sh sqlite|mysql [COUNT]}
+count=${2:-30000}
+port=${PORT:-18085}
+work=$(mktemp -d)
+server_pid=
+
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+    if [ "$backend" = mysql ]; then
+        mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS lgprof_$$" || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+CARGO_TARGET_DIR=target/profiling CARGO_PROFILE_RELEASE_STRIP=false \
+    CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_PROFILE_RELEASE_LTO=thin \
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo build --release -q -p serversan -p serversan-loadgen
+bin=target/profiling/release
+
+if [ "$backend" = mysql ]; then
+    mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE lgprof_$$ CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+    url="mysql://root@127.0.0.1:3306/lgprof_$$"
+else
+    url="sqlite://$work/db.sqlite"
+fi
+SERVERSAN_DATABASE_URL=$url SERVERSAN_LISTEN=127.0.0.1:$port \
+    SERVERSAN_MAX_REPORTS_PER_MINUTE=1000000 "$bin/serversan" serve >"$work/serve.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 50); do
+    if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null; then break; fi
+    sleep 0.2
+done
+
+ticks=$(getconf CLK_TCK)
+cpu() { awk -v t="$ticks" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
+
+echo "# $backend, $(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+before=$(cpu "$server_pid")
+# Servers are created first (not profiled); the profile covers 8 s of load.
+(sleep 3 && perf record -q -F 499 --call-graph dwarf,16384 -p "$server_pid" \
+    -o "$work/perf.data" -- sleep 8 >/dev/null 2>&1) &
+perf_pid=$!
+/usr/bin/time -f "load generator CPU: %U s user + %S s system" \
+    "$bin/serversan-loadgen" http --url "http://127.0.0.1:$port" --database-url "$url" \
+    --agents 1000 --count "$count" --concurrency 64
+after=$(cpu "$server_pid")
+wait "$perf_pid" || true
+awk -v a="$before" -v b="$after" -v n="$count" \
+    'BEGIN { printf "server CPU: %.2f s, %.0f µs per report (perf running part of the time)\n", b - a, (b - a) * 1e6 / n }'
+
+report() { perf report -i "$work/perf.data" --no-children -g none "$@" 2>/dev/null | grep -v '^#' | grep -v '^$'; }
+echo "## by thread"
+report --sort comm | head -5 || true
+echo "## by library"
+report --sort dso | head -6 || true
+echo "## by function (self)"
+report --sort sym | head -30 || true
+echo "## by function (with callees), server code"
+perf report -i "$work/perf.data" --children -g none --sort sym 2>/dev/null |
+    grep -E 'serversan|serde_json|sha2|hyper::proto' | grep -v inlined | head -20 || true
