@@ -17,24 +17,40 @@ use std::sync::{Arc, Mutex};
 
 use crate::storage::ServerKey;
 
-/// Entries held before the cache starts over. At roughly 150 bytes each
-/// that is about 15 MiB; past it, each key costs one lookup again.
-const CAPACITY: usize = 100_000;
+/// Entries held before the cache starts over: enough for every server of
+/// a fleet of a million (10,000 reports/s at one a minute is 600,000), at
+/// roughly 180 bytes each, about 180 MiB then. A smaller fleet holds only
+/// its own keys. Past it, the cache empties and fills again with the keys
+/// in use; until then each key costs one lookup again.
+const CAPACITY: usize = 1_000_000;
 
 /// Key id to the server and secret behind it.
-#[derive(Default)]
 pub(super) struct KeyCache {
     keys: Mutex<HashMap<String, Arc<ServerKey>>>,
+    capacity: usize,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        Self::with_capacity(CAPACITY)
+    }
 }
 
 impl KeyCache {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            keys: Mutex::default(),
+            capacity,
+        }
+    }
+
     pub(super) fn get(&self, key_id: &str) -> Option<Arc<ServerKey>> {
         self.lock().get(key_id).cloned()
     }
 
     pub(super) fn insert(&self, key_id: &str, key: Arc<ServerKey>) {
         let mut keys = self.lock();
-        if keys.len() >= CAPACITY {
+        if keys.len() >= self.capacity {
             // Simpler than an eviction order, and rare: the next minute's
             // reports fill it again with the keys in use.
             keys.clear();
@@ -77,8 +93,8 @@ mod tests {
 
     #[test]
     fn starts_over_when_full() {
-        let cache = KeyCache::default();
-        for i in 0..CAPACITY {
+        let cache = KeyCache::with_capacity(100);
+        for i in 0..100 {
             cache.insert(&format!("k{i}"), key(i as i64));
         }
         assert!(cache.get("k0").is_some());
