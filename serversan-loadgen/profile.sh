@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Where ingest's CPU goes: a `serversan serve` built with symbols, under
 # `perf record`, while the load generator saturates it; prints the CPU time
-# per report of the server and of the load generator, then the profile's
-# split by thread, by library and by function.
+# per report of the server, of the load generator and (for mysql) of the
+# local mariadbd, then the profile's split by thread, by library and by
+# function.
 #
 #   serversan-loadgen/profile.sh sqlite|mysql [COUNT]
 #
@@ -52,6 +53,9 @@ cpu() { awk -v t="$ticks" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; 
 
 echo "# $backend, $(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg)"
 before=$(cpu "$server_pid")
+db_pid=
+if [ "$backend" = mysql ]; then db_pid=$(pgrep -x mariadbd | head -n 1 || true); fi
+if [ -n "$db_pid" ]; then db_before=$(cpu "$db_pid"); fi
 # Servers are created first (not profiled); the profile covers 8 s of load.
 (sleep 3 && perf record -q -F 499 --call-graph dwarf,16384 -p "$server_pid" \
     -o "$work/perf.data" -- sleep 8 >/dev/null 2>&1) &
@@ -60,9 +64,14 @@ perf_pid=$!
     "$bin/serversan-loadgen" http --url "http://127.0.0.1:$port" --database-url "$url" \
     --agents 1000 --count "$count" --concurrency 64
 after=$(cpu "$server_pid")
+if [ -n "$db_pid" ]; then db_after=$(cpu "$db_pid"); fi
 wait "$perf_pid" || true
 awk -v a="$before" -v b="$after" -v n="$count" \
     'BEGIN { printf "server CPU: %.2f s, %.0f µs per report (perf running part of the time)\n", b - a, (b - a) * 1e6 / n }'
+if [ -n "$db_pid" ]; then
+    awk -v a="$db_before" -v b="$db_after" -v n="$count" \
+        'BEGIN { printf "mariadbd CPU: %.2f s, %.0f µs per report\n", b - a, (b - a) * 1e6 / n }'
+fi
 
 report() { perf report -i "$work/perf.data" --no-children -g none "$@" 2>/dev/null | grep -v '^#' | grep -v '^$'; }
 echo "## by thread"
