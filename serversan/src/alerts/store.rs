@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::eval::{Subject, Track};
 use super::rules::{Metric, Rule, RuleSet, Setting};
 use crate::storage::db::{Columns, WritePool, retry_conflicts, with_pool};
+use crate::storage::multirow;
 use crate::storage::{Storage, StorageError, unix_now};
 
 pub(super) type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -80,19 +81,8 @@ fn padded<T: Copy>(items: &[T]) -> impl Iterator<Item = Vec<T>> + '_ {
 
 /// `items` in chunks whose lengths are in [`SIZES`], largest first, none
 /// padded: for inserts where every row counts (messages).
-fn exact<T>(mut items: &[T]) -> Vec<&[T]> {
-    let mut chunks = Vec::new();
-    while !items.is_empty() {
-        let len = SIZES
-            .into_iter()
-            .rev()
-            .find(|&s| s <= items.len())
-            .unwrap_or(1);
-        let (chunk, rest) = items.split_at(len);
-        chunks.push(chunk);
-        items = rest;
-    }
-    chunks
+fn exact<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    multirow::chunks(items, &SIZES)
 }
 
 /// `head`, then `row` `n` times joined by `separator`, then `tail`.
@@ -103,7 +93,10 @@ fn repeated(
     n: usize,
     tail: &str,
 ) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(format!("{head}{}{tail}", vec![row; n].join(separator)))
+    sqlx::AssertSqlSafe(format!(
+        "{head}{}{tail}",
+        multirow::repeat(row, separator, n)
+    ))
 }
 
 /// An IN list of `n` placeholders after `head`.
@@ -818,7 +811,7 @@ mod tests {
     #[test]
     fn exact_chunks_cover_every_item_once() {
         let items: Vec<usize> = (0..87).collect();
-        let chunks = exact(&items);
+        let chunks: Vec<&[usize]> = exact(&items).collect();
         let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
         assert_eq!(lens, [64, 16, 4, 1, 1, 1]);
         assert_eq!(chunks.concat(), items);

@@ -12,6 +12,7 @@ pub(crate) mod db;
 pub mod detail;
 mod leases;
 mod migrations;
+pub(crate) mod multirow;
 mod nonces;
 mod reports;
 mod servers;

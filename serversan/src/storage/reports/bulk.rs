@@ -18,36 +18,14 @@ use std::collections::{HashMap, HashSet};
 
 use super::{INSERT_REPORT_INTO, Pacing, Prepared, RecordOutcome};
 use crate::storage::db::{Columns, Db, WritePool, is_unique_violation, with_pool};
+use crate::storage::multirow::{self, repeat};
 
-/// Largest number of rows in one statement. Chunks are powers of two up to
-/// this, so each statement has at most nine distinct texts (the prepared
-/// statement cache keeps them all).
-const MAX_CHUNK: usize = 256;
+/// Rows in one statement: powers of two up to 256, so each statement has
+/// at most nine texts (see `multirow`).
+const SIZES: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
-/// Splits `items` into chunks whose lengths are powers of two, largest
-/// first.
-fn chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        if items.is_empty() {
-            return None;
-        }
-        let n = MAX_CHUNK.min(1 << items.len().ilog2());
-        let (chunk, rest) = items.split_at(n);
-        items = rest;
-        Some(chunk)
-    })
-}
-
-/// `count` copies of `item` joined by `sep`.
-fn repeat(item: &str, sep: &str, count: usize) -> String {
-    let mut out = String::with_capacity((item.len() + sep.len()) * count);
-    for i in 0..count {
-        if i > 0 {
-            out.push_str(sep);
-        }
-        out.push_str(item);
-    }
-    out
+fn chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    multirow::chunks(items, &SIZES)
 }
 
 fn select_servers(n: usize) -> String {
