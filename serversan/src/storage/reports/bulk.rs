@@ -100,7 +100,7 @@ struct Plan<'a> {
 fn plan<'a>(
     batch: &[Prepared],
     read: &'a HashMap<i64, Pacing>,
-    used: &HashSet<(i64, String)>,
+    used: &HashMap<i64, HashSet<String>>,
 ) -> Plan<'a> {
     let mut moved: HashMap<i64, Pacing> = HashMap::new();
     let mut taken: HashSet<(i64, &str)> = HashSet::new();
@@ -108,7 +108,10 @@ fn plan<'a>(
     let mut stored = Vec::with_capacity(batch.len());
     for (i, p) in batch.iter().enumerate() {
         let nonce = (p.server_id, p.nonce.as_str());
-        if taken.contains(&nonce) || used.contains(&(p.server_id, p.nonce.clone())) {
+        let used_before = used
+            .get(&p.server_id)
+            .is_some_and(|nonces| nonces.contains(p.nonce.as_str()));
+        if used_before || taken.contains(&nonce) {
             outcomes.push(Some(RecordOutcome::NonceUsed));
             continue;
         }
@@ -168,7 +171,7 @@ pub(super) async fn write(
             }
         }
 
-        let mut used = HashSet::new();
+        let mut used: HashMap<i64, HashSet<String>> = HashMap::new();
         for chunk in chunks(batch) {
             let sql = select_nonces(chunk.len());
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -176,7 +179,7 @@ pub(super) async fn write(
                 query = query.bind(p.server_id).bind(p.nonce.as_str());
             }
             for row in query.fetch_all(&mut *tx).await? {
-                used.insert((row.int("server_id")?, row.text("nonce")?));
+                used.entry(row.int("server_id")?).or_default().insert(row.text("nonce")?);
             }
         }
 
