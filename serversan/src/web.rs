@@ -188,7 +188,17 @@ async fn healthz(State(h): State<HealthState>) -> Response {
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// The process-wide Prometheus recorder, installed on first use.
+/// How often the recorder's pending histogram samples are folded into its
+/// buckets when nothing scrapes `/metrics`.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// The process-wide Prometheus recorder, installed on first use, with a
+/// thread that keeps it small.
+///
+/// Why the thread: the recorder keeps every histogram sample (about 16
+/// bytes per request) until an upkeep folds them into the buckets, and
+/// otherwise only a scrape runs one. Many installs never scrape `/metrics`,
+/// so without it memory would grow with every report, forever.
 pub fn prometheus() -> &'static PrometheusHandle {
     PROMETHEUS.get_or_init(|| {
         let builder = PrometheusBuilder::new()
@@ -203,6 +213,18 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+        }
+        let upkept = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(METRICS_UPKEEP);
+                    upkept.run_upkeep();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the metrics upkeep thread: {e}");
         }
         handle
     })
