@@ -106,7 +106,7 @@ impl Job {
             };
             let began = Instant::now();
             match self.storage.record_report(&new).await {
-                Ok(RecordOutcome::Stored { .. }) => tally.record(200, began.elapsed()),
+                Ok(RecordOutcome::Stored) => tally.record(200, began.elapsed()),
                 Ok(other) => {
                     tally.record(409, began.elapsed());
                     if tally.errors.len() < 5 {

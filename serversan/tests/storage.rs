@@ -309,20 +309,21 @@ async fn reports_are_stored_losslessly(backend: Backend) {
         "gpu".into(),
         serde_json::json!({"model": "X", "usage_percent": 3.25}),
     );
-    let RecordOutcome::Stored { report_id } = store(&storage, server.id, &first).await else {
-        panic!("stored");
-    };
+    assert_eq!(
+        store(&storage, server.id, &first).await,
+        RecordOutcome::Stored
+    );
     let mut second = common::report(0);
     second.network[0].rx_bytes += 600_000;
     second.network[0].tx_bytes += 60_000;
     assert!(matches!(
         store(&storage, server.id, &second).await,
-        RecordOutcome::Stored { .. }
+        RecordOutcome::Stored
     ));
 
     let rows = storage.last_two_reports(server.id).await.expect("last two");
     assert_eq!(rows.len(), 2);
-    assert_eq!(rows[1].id, report_id);
+    assert_eq!(rows[1].collected_at, first.collected_at);
     assert!(rows[0].id > rows[1].id, "ids in insert order");
     let stored = &rows[1];
     assert_eq!(stored.report().expect("rebuilt"), first, "lossless");
@@ -356,7 +357,7 @@ async fn reports_are_stored_losslessly(backend: Backend) {
     windows.filesystems.clear();
     assert!(matches!(
         store(&storage, server.id, &windows).await,
-        RecordOutcome::Stored { .. }
+        RecordOutcome::Stored
     ));
     let latest = storage
         .latest_report(server.id)
@@ -425,7 +426,7 @@ async fn extreme_reports_are_stored_losslessly(backend: Backend) {
     for report in [&r, &sparse] {
         assert!(matches!(
             store(&storage, server.id, report).await,
-            RecordOutcome::Stored { .. }
+            RecordOutcome::Stored
         ));
         let row = storage
             .latest_report(server.id)
@@ -467,9 +468,17 @@ async fn store_with_detail(
     report: &Report,
     detail: RawDetail,
 ) -> i64 {
-    let RecordOutcome::Stored { report_id } = store(storage, server_id, report).await else {
-        panic!("stored");
-    };
+    assert_eq!(
+        store(storage, server_id, report).await,
+        RecordOutcome::Stored
+    );
+    let report_id: i64 =
+        sqlx::query_scalar("SELECT id FROM reports WHERE server_id = ? AND collected_at = ?")
+            .bind(server_id)
+            .bind(report.collected_at)
+            .fetch_one(&mut *conn)
+            .await
+            .expect("the stored row");
     let update = sqlx::query("UPDATE reports SET detail = ? WHERE id = ?");
     let update = match detail {
         RawDetail::Text(text) => update.bind(text),
@@ -528,7 +537,7 @@ async fn rows_written_before_compact_details_stay_readable(backend: Backend) {
     let new = common::report(0);
     assert!(matches!(
         store(&storage, server.id, &new).await,
-        RecordOutcome::Stored { .. }
+        RecordOutcome::Stored
     ));
     let rows = storage.last_two_reports(server.id).await.expect("last two");
     assert_eq!(rows[0].detail.first(), Some(&1), "format 1");
@@ -591,7 +600,7 @@ async fn the_database_paces_each_server(backend: Backend) {
     let first = common::report(100);
     assert!(matches!(
         store(&storage, a.id, &first).await,
-        RecordOutcome::Stored { .. }
+        RecordOutcome::Stored
     ));
 
     // Same nonce again: a replay, whatever the report.
@@ -601,7 +610,7 @@ async fn the_database_paces_each_server(backend: Backend) {
         .record_report(&new_report(a.id, &later, nonce))
         .await
         .expect("storage");
-    assert!(matches!(outcome, RecordOutcome::Stored { .. }));
+    assert!(matches!(outcome, RecordOutcome::Stored));
     let even_later = common::report(20);
     let replay = storage
         .record_report(&new_report(a.id, &even_later, nonce))
@@ -613,7 +622,7 @@ async fn the_database_paces_each_server(backend: Backend) {
         .record_report(&new_report(b.id, &even_later, nonce))
         .await
         .expect("storage");
-    assert!(matches!(outcome, RecordOutcome::Stored { .. }));
+    assert!(matches!(outcome, RecordOutcome::Stored));
 
     // Not later than the last: duplicate or out of order.
     assert_eq!(
@@ -642,7 +651,7 @@ async fn the_database_paces_each_server(backend: Backend) {
     on_time.collected_at += 10;
     assert!(matches!(
         store(&storage, a.id, &on_time).await,
-        RecordOutcome::Stored { .. }
+        RecordOutcome::Stored
     ));
     assert_eq!(storage.count_reports(a.id).await.expect("count"), 3);
     let server = storage
@@ -674,7 +683,7 @@ async fn the_arrival_cap_holds(backend: Backend) {
     assert!(
         outcomes[..3]
             .iter()
-            .all(|o| matches!(o, RecordOutcome::Stored { .. }))
+            .all(|o| matches!(o, RecordOutcome::Stored))
     );
     match &outcomes[3] {
         RecordOutcome::RateCapped { retry_after_secs } => {
@@ -702,11 +711,11 @@ async fn deleting_a_server_removes_its_reports(backend: Backend) {
         let r = common::report(500 - i * 10);
         assert!(matches!(
             store(&storage, gone.id, &r).await,
-            RecordOutcome::Stored { .. }
+            RecordOutcome::Stored
         ));
         assert!(matches!(
             store(&storage, kept.id, &r).await,
-            RecordOutcome::Stored { .. }
+            RecordOutcome::Stored
         ));
     }
     assert!(storage.delete_server(gone.id, 1).await.expect("delete"));
@@ -785,7 +794,7 @@ async fn expired_nonces_are_pruned(backend: Backend) {
         new.nonce_expires_at = unix_now() + expires;
         assert!(matches!(
             storage.record_report(&new).await.expect("storage"),
-            RecordOutcome::Stored { .. }
+            RecordOutcome::Stored
         ));
     }
     assert_eq!(storage.count_nonces().await.expect("count"), 3);
@@ -849,7 +858,7 @@ async fn concurrent_reports_stay_exact(backend: Backend) {
     while let Some(done) = tasks.join_next().await {
         let (what, outcome) = done.expect("join");
         let kind = match outcome.expect("storage works") {
-            RecordOutcome::Stored { .. } => "stored".to_owned(),
+            RecordOutcome::Stored => "stored".to_owned(),
             RecordOutcome::NonceUsed => "nonce used".to_owned(),
             RecordOutcome::NotNewer { .. } => "not newer".to_owned(),
             other => format!("{other:?}"),
@@ -920,7 +929,7 @@ async fn two_instances_racing_stay_exact(backend: Backend) {
     while let Some(done) = tasks.join_next().await {
         let (id, nonce, outcome) = done.expect("join");
         match outcome {
-            RecordOutcome::Stored { .. } => {
+            RecordOutcome::Stored => {
                 assert!(stored_nonces.insert(nonce), "a nonce was accepted twice");
                 stored += 1;
             }

@@ -126,8 +126,8 @@ async fn post_report(State(state): State<IngestState>, request: Request) -> Resp
     metrics::counter!("serversan_reports_total", "outcome" => outcome).increment(1);
     metrics::histogram!("serversan_ingest_duration_seconds").record(started.elapsed());
     match result {
-        Ok(report_id) => {
-            tracing::debug!(report_id, "report stored");
+        Ok(server_id) => {
+            tracing::debug!(server_id, "report stored");
             Json(json!({ "status": "ok" })).into_response()
         }
         Err(refusal) => {
@@ -252,6 +252,7 @@ async fn server_key(state: &IngestState, key_id: &str) -> Result<Option<Arc<Serv
 /// unknown key costs the same time as a known one with a bad signature.
 const DECOY_SECRET: &str = "decoy-secret-for-unknown-keys-000000000000000";
 
+/// Checks and stores one report; its server's id once committed.
 async fn accept(state: &IngestState, ip: IpAddr, request: Request) -> Result<i64, Refusal> {
     let s = &*state.settings;
     let (parts, body) = request.into_parts();
@@ -325,7 +326,7 @@ async fn accept(state: &IngestState, ip: IpAddr, request: Request) -> Result<i64
         max_per_minute: s.max_reports_per_minute,
     };
     match storage_call(s, state.storage.record_report(&new)).await? {
-        RecordOutcome::Stored { report_id } => {
+        RecordOutcome::Stored => {
             if let Some(alerts) = &state.alerts {
                 // After the commit. The 200 waits only for a place in the
                 // queue (back-pressure when evaluation falls behind), never
@@ -334,7 +335,7 @@ async fn accept(state: &IngestState, ip: IpAddr, request: Request) -> Result<i64
                     tracing::warn!(server_id = key.server_id, "{e}");
                 }
             }
-            Ok(report_id)
+            Ok(key.server_id)
         }
         RecordOutcome::NonceUsed => Err(Refusal::NonceUsed),
         // Deleted or reinstalled since its key was looked up (here or on

@@ -39,9 +39,7 @@ mod bulk;
 
 use serversan_protocol::Report;
 
-use super::db::{
-    Columns, Db, InsertedId, WritePool, is_unique_violation, retry_conflicts, with_pool,
-};
+use super::db::{Columns, Db, WritePool, is_unique_violation, retry_conflicts, with_pool};
 use super::{Result, Storage, StorageError, clamp_i64, detail, nonces, servers};
 
 /// The key figures stored as columns of `reports`.
@@ -185,8 +183,10 @@ pub struct NewReport<'a> {
 /// What became of a report handed to [`Storage::record_report`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
-    /// Committed.
-    Stored { report_id: i64 },
+    /// Committed. (No row id: reading ids back cost the batch a statement
+    /// per chunk, and nothing needs them; a report is found by its server
+    /// and `collected_at`, which are unique.)
+    Stored,
     /// The nonce was already used by an accepted request.
     NonceUsed,
     /// The server was deleted meanwhile, or reinstalled (it has another
@@ -435,12 +435,7 @@ macro_rules! store_one {
                 .execute(&mut *$tx)
                 .await;
             match inserted {
-                Ok(r) => Ok((
-                    RecordOutcome::Stored {
-                        report_id: r.inserted_id(),
-                    },
-                    Undo::Nothing,
-                )),
+                Ok(_) => Ok((RecordOutcome::Stored, Undo::Nothing)),
                 // The unique (server_id, collected_at) key backs up ADVANCE.
                 Err(e) if is_unique_violation(&e) => Ok((
                     RecordOutcome::NotNewer {
@@ -502,7 +497,7 @@ async fn write_batch(
                 if savepoints {
                     let mut savepoint = sqlx::Acquire::begin(&mut tx).await?;
                     let (outcome, _) = store_one!(savepoint, p, pacing).await?;
-                    if matches!(outcome, RecordOutcome::Stored { .. }) {
+                    if outcome == RecordOutcome::Stored {
                         savepoint.commit().await?;
                     } else {
                         savepoint.rollback().await?;

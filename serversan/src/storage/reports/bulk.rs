@@ -79,13 +79,6 @@ fn insert_reports(n: usize) -> String {
     format!("{INSERT_REPORT_INTO} VALUES {}", repeat(&row, ", ", n))
 }
 
-fn select_report_ids(n: usize) -> String {
-    format!(
-        "SELECT id, server_id, collected_at FROM reports WHERE {}",
-        repeat("(server_id = ? AND collected_at = ?)", " OR ", n)
-    )
-}
-
 /// What the batch decided before writing anything.
 struct Plan<'a> {
     outcomes: Vec<Option<RecordOutcome>>,
@@ -124,7 +117,7 @@ fn plan<'a>(
             Ok(()) => {
                 taken.insert(nonce);
                 stored.push(i);
-                // Filled in with the row's id once written.
+                // Stored, once the batch commits.
                 outcomes.push(None);
             }
             Err(refused) => outcomes.push(Some(refused)),
@@ -183,7 +176,7 @@ pub(super) async fn write(
             }
         }
 
-        let Plan { mut outcomes, stored, servers } = plan(batch, &read, &used);
+        let Plan { outcomes, stored, servers } = plan(batch, &read, &used);
         let stored: Vec<&Prepared> = stored.iter().map(|&i| &batch[i]).collect();
 
         for chunk in chunks(&stored) {
@@ -245,34 +238,12 @@ pub(super) async fn write(
             }
         }
 
-        let mut report_ids = HashMap::with_capacity(stored.len());
-        for chunk in chunks(&stored) {
-            let sql = select_report_ids(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for p in chunk {
-                query = query.bind(p.server_id).bind(p.collected_at);
-            }
-            for row in query.fetch_all(&mut *tx).await? {
-                let key = (row.int("server_id")?, row.int("collected_at")?);
-                report_ids.insert(key, row.int("id")?);
-            }
-        }
-
-        let mut outcomes_done = Vec::with_capacity(outcomes.len());
-        for (p, outcome) in batch.iter().zip(outcomes.iter_mut()) {
-            let outcome = match outcome.take() {
-                Some(refused) => refused,
-                None => match report_ids.get(&(p.server_id, p.collected_at)) {
-                    Some(&report_id) => RecordOutcome::Stored { report_id },
-                    None => return Err(sqlx::Error::Protocol(
-                        "a report just inserted could not be read back".into(),
-                    )),
-                },
-            };
-            outcomes_done.push(outcome);
-        }
+        let outcomes = outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or(RecordOutcome::Stored))
+            .collect();
         tx.commit().await?;
-        Ok(Some(outcomes_done))
+        Ok(Some(outcomes))
     })
 }
 
@@ -300,6 +271,5 @@ mod tests {
         assert_eq!(count(insert_nonces(3)), 9);
         assert_eq!(count(update_servers(3, "IS")), 3 * 8 + 3 * 5);
         assert_eq!(count(insert_reports(3)), 3 * 22);
-        assert_eq!(count(select_report_ids(3)), 6);
     }
 }
