@@ -73,15 +73,35 @@ impl Batcher {
 
 async fn write_batches(db: Db, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    // The queue is held only while taking a batch, so the next writer can
-    // gather the following one while this one commits.
-    while queue.lock().await.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+    loop {
+        // The writer's turn: the queue stays locked while this writer takes
+        // a batch and runs its statements, and is passed on right before
+        // the commit. So one batch at a time runs statements (the database
+        // works through them either way) while earlier ones wait for their
+        // log flush, and reports that arrive meanwhile make the next batch
+        // larger instead of starting more small ones: measured on MariaDB
+        // at saturation, batches taken as soon as a writer was free held
+        // about 4 reports, each paying a whole batch's statements; taken
+        // this way they hold about 9, and mariadbd's CPU per report fell
+        // from 207 to 151 µs.
+        let mut queued = queue.clone().lock_owned().await;
+        if queued.recv_many(&mut jobs, MAX_BATCH).await == 0 {
+            break;
+        }
+        let turn = std::sync::Mutex::new(Some(queued));
+        let pass_turn = || {
+            if let Ok(mut turn) = turn.lock() {
+                turn.take();
+            }
+        };
         // By server, keeping arrival order within one server: concurrent
         // batches (other instances) then lock `servers` rows in one order.
         jobs.sort_by_key(|j| j.report.server_id());
         let (reports, replies): (Vec<Prepared>, Vec<_>) =
             jobs.drain(..).map(|j| (j.report, j.reply)).unzip();
-        match record_batch(&db, &reports).await {
+        let written = record_batch(&db, &reports, &pass_turn).await;
+        pass_turn();
+        match written {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     // The caller may have given up (a timeout); the report

@@ -461,8 +461,17 @@ macro_rules! store_one {
 /// moving its server (its row then clashed with a stored one, which the
 /// pacing update should have prevented) is the batch written again with a
 /// savepoint per report.
-pub(super) async fn record_batch(db: &Db, batch: &[Prepared]) -> Result<Vec<RecordOutcome>> {
-    if let Some(outcomes) = retry_conflicts(|| bulk::write(db, batch)).await? {
+///
+/// `before_commit` is called once the statements are done, right before
+/// each commit attempt: the group-commit writer passes its turn to the
+/// next batch there, so that batch is written while this one waits for its
+/// commit (the log flush).
+pub(super) async fn record_batch(
+    db: &Db,
+    batch: &[Prepared],
+    before_commit: &(dyn Fn() + Sync),
+) -> Result<Vec<RecordOutcome>> {
+    if let Some(outcomes) = retry_conflicts(|| bulk::write(db, batch, before_commit)).await? {
         metrics::counter!("serversan_report_batches_total", "path" => "bulk").increment(1);
         return Ok(outcomes);
     }
@@ -473,10 +482,10 @@ pub(super) async fn record_batch(db: &Db, batch: &[Prepared]) -> Result<Vec<Reco
         "batch written report by report after a conflict"
     );
     metrics::counter!("serversan_report_batches_total", "path" => "plain").increment(1);
-    if let Some(outcomes) = write_batch(db, batch, false).await? {
+    if let Some(outcomes) = write_batch(db, batch, false, before_commit).await? {
         return Ok(outcomes);
     }
-    write_batch(db, batch, true)
+    write_batch(db, batch, true, before_commit)
         .await?
         .ok_or_else(|| StorageError::Corrupt("a batch with savepoints gave up".into()))
 }
@@ -487,6 +496,7 @@ async fn write_batch(
     db: &Db,
     batch: &[Prepared],
     savepoints: bool,
+    before_commit: &(dyn Fn() + Sync),
 ) -> Result<Option<Vec<RecordOutcome>>> {
     let pacing = db.sql(servers::PACING_SQLITE, servers::PACING_MYSQL);
     let outcomes = retry_conflicts(|| async {
@@ -520,6 +530,7 @@ async fn write_batch(
                 }
                 outcomes.push(outcome);
             }
+            before_commit();
             tx.commit().await?;
             Ok(Some(outcomes))
         })
@@ -703,17 +714,17 @@ mod tests {
                     })
                     .collect()
             };
-            let by_bulk = bulk::write(&bulk_db.db, &batch(&bulk_keys))
+            let by_bulk = bulk::write(&bulk_db.db, &batch(&bulk_keys), &|| {})
                 .await
                 .expect("bulk write")
                 .expect("no concurrent writer, so the batch path never gives up");
             let plain_batch = batch(&plain_keys);
-            let by_plain = match write_batch(&plain_db.db, &plain_batch, false)
+            let by_plain = match write_batch(&plain_db.db, &plain_batch, false, &|| {})
                 .await
                 .expect("plain")
             {
                 Some(outcomes) => outcomes,
-                None => write_batch(&plain_db.db, &plain_batch, true)
+                None => write_batch(&plain_db.db, &plain_batch, true, &|| {})
                     .await
                     .expect("savepoints")
                     .expect("outcomes"),

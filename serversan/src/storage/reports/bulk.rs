@@ -140,10 +140,12 @@ fn plan<'a>(
 
 /// Writes `batch` in one transaction. `Ok(None)` when it must be written the
 /// plain way instead (a nonce or a server row changed under it); the
-/// transaction is then rolled back and nothing was written.
+/// transaction is then rolled back and nothing was written. Calls
+/// `before_commit` once every statement is done, right before the commit.
 pub(super) async fn write(
     db: &Db,
     batch: &[Prepared],
+    before_commit: &(dyn Fn() + Sync),
 ) -> Result<Option<Vec<RecordOutcome>>, sqlx::Error> {
     let null_safe_eq = db.sql("IS", "<=>");
     with_pool!(db, pool => {
@@ -242,6 +244,7 @@ pub(super) async fn write(
             .into_iter()
             .map(|outcome| outcome.unwrap_or(RecordOutcome::Stored))
             .collect();
+        before_commit();
         tx.commit().await?;
         Ok(Some(outcomes))
     })
