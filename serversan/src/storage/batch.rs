@@ -24,12 +24,11 @@ const MAX_BATCH: usize = 256;
 /// the back-pressure ingest needs.
 const QUEUE: usize = 4 * MAX_BATCH;
 
-/// Batches written at once. SQLite has one writer, so one. MariaDB commits
-/// run in parallel and each waits for its own log flush: with one writer a
-/// request could wait for two commits in a row (measured at a steady
-/// 1,000/s: p99 12.6 ms per-request, 34 ms with one writer, 4.9 ms with
-/// four), so a few writers take turns.
-const SQLITE_WRITERS: usize = 1;
+/// Batches written at once on MariaDB. Its commits run in parallel and
+/// each waits for its own log flush: with one writer a request could wait
+/// for two commits in a row (measured at a steady 1,000/s: p99 12.6 ms
+/// per-request, 34 ms with one writer, 4.9 ms with four), so a few writers
+/// take turns (see `write_batches`). SQLite has one writer.
 const MYSQL_WRITERS: usize = 4;
 
 struct Job {
@@ -44,17 +43,32 @@ pub(super) struct Batcher {
 }
 
 impl Batcher {
-    /// Starts the writer tasks on the current runtime. They end when the
-    /// last handle (every clone of the storage) is dropped.
+    /// Starts the writers. They end when the last handle (every clone of
+    /// the storage) is dropped.
+    ///
+    /// MariaDB's writers are tasks on the current runtime. SQLite's one
+    /// writer gets a thread of its own: a batch is a handful of statements,
+    /// each a round trip to sqlx's SQLite thread, and as a task the writer
+    /// waited behind every request in the runtime's queue after each of
+    /// them. On its own thread it never waits for the HTTP side, and that
+    /// made ingest about a quarter faster at saturation (BENCHMARKS.md).
     pub(super) fn start(db: Db) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let jobs = Arc::new(Mutex::new(jobs));
-        let writers = match db.kind() {
-            DatabaseKind::Sqlite => SQLITE_WRITERS,
-            DatabaseKind::MySql => MYSQL_WRITERS,
-        };
-        for _ in 0..writers {
-            tokio::spawn(write_batches(db.clone(), jobs.clone()));
+        match db.kind() {
+            DatabaseKind::Sqlite => {
+                if let Err(e) = spawn_writer_thread(db.clone(), jobs.clone()) {
+                    tracing::warn!(
+                        "cannot start the report writer's thread, writing from the runtime instead: {e}"
+                    );
+                    tokio::spawn(write_batches(db, jobs));
+                }
+            }
+            DatabaseKind::MySql => {
+                for _ in 0..MYSQL_WRITERS {
+                    tokio::spawn(write_batches(db.clone(), jobs.clone()));
+                }
+            }
         }
         Self { queue }
     }
@@ -69,6 +83,17 @@ impl Batcher {
             .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
+}
+
+/// Runs [`write_batches`] on a new thread with a runtime of its own.
+fn spawn_writer_thread(db: Db, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("report-writer".into())
+        .spawn(move || runtime.block_on(write_batches(db, jobs)))?;
+    Ok(())
 }
 
 async fn write_batches(db: Db, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
