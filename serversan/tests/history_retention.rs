@@ -17,6 +17,7 @@ on_both_backends!(
     retention_removes_only_what_is_old,
     zero_keeps_everything,
     reports_wait_for_their_rollups,
+    spooled_reports_go_once_they_arrived_before_the_cutoff,
     deleting_a_server_deletes_its_history,
 );
 
@@ -164,6 +165,64 @@ async fn reports_wait_for_their_rollups(backend: Backend) {
     let naive = naive_buckets(&expected(&reports), 3600);
     let stored = stored_rollups(&f.storage, f.server.id, Resolution::Hour).await;
     assert_rollups("hourly", &stored, &naive);
+}
+
+/// Old reports are found by id (ids follow arrival), so a report that
+/// arrived long after it was collected goes once its arrival, too, is
+/// older than the cutoff; the reports around it go on time.
+async fn spooled_reports_go_once_they_arrived_before_the_cutoff(backend: Backend) {
+    let Some(f) = Fixture::new(backend).await else {
+        return;
+    };
+    let spooling = add_server(&f.storage, OWNER + 1, "spooling").await;
+    // Five days of reports of the first server (received 2 s after they
+    // were collected) and, in arrival order among them, one collected on
+    // day 2 that arrived on day 4.
+    let mut host = Host::default();
+    let mut reports = store_series(
+        &f.storage,
+        f.server.id,
+        &mut host,
+        times(T0 + 17, 1200, 4 * 72),
+    )
+    .await;
+    let spooled = Host::default().report(T0 + DAY + 17);
+    store(&f.storage, spooling.id, &spooled, 3 * DAY).await;
+    reports.extend(
+        store_series(
+            &f.storage,
+            f.server.id,
+            &mut host,
+            times(T0 + 4 * DAY + 17, 1200, 72),
+        )
+        .await,
+    );
+    let s = HistorySettings {
+        raw_retention: Duration::from_secs(2 * DAY as u64),
+        batch: 25,
+        ..settings()
+    };
+    // Cutoff at noon on day 3: the spooled report was collected before it
+    // but arrived after it.
+    let now = T0 + 4 * DAY + 12 * 3600 + 1800;
+    maintain_fully(&f, &s, now).await;
+    let raw_cutoff = T0 + 2 * DAY + 12 * 3600;
+    let kept: Vec<i64> = reports
+        .iter()
+        .map(|r| r.collected_at)
+        .filter(|t| *t >= raw_cutoff)
+        .collect();
+    assert_eq!(collected_times(&f, f.server.id).await, kept);
+    assert_eq!(
+        collected_times(&f, spooling.id).await,
+        [spooled.collected_at]
+    );
+    // Two days on, its arrival is older than the cutoff too.
+    maintain_fully(&f, &s, now + 2 * DAY).await;
+    assert!(collected_times(&f, spooling.id).await.is_empty());
+    // It was rolled up before it went.
+    let hourly = stored_rollups(&f.storage, spooling.id, Resolution::Hour).await;
+    assert_eq!(hourly.len(), 1);
 }
 
 async fn deleting_a_server_deletes_its_history(backend: Backend) {

@@ -20,6 +20,7 @@ on_both_backends!(
     reports_are_stored_losslessly,
     extreme_reports_are_stored_losslessly,
     rows_written_before_compact_details_stay_readable,
+    rows_written_before_0140_stay_readable,
     a_corrupt_detail_is_a_clear_error,
     the_database_paces_each_server,
     the_arrival_cap_holds,
@@ -544,6 +545,95 @@ async fn rows_written_before_compact_details_stay_readable(backend: Backend) {
     assert!(rows[0].detail.len() < rows[1].detail.len() / 3);
     assert_eq!(rows[0].report().expect("rebuilt"), new);
     assert_eq!(rows[1].report().expect("rebuilt"), old);
+    conn.close().await.expect("close");
+}
+
+/// Migration 0140 (no `collected_at` index; on MySQL narrower columns and
+/// page compression) keeps every row written before it readable, figures
+/// at the top of their range included.
+async fn rows_written_before_0140_stay_readable(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let (server, _) = storage
+        .create_server(1, &name("old"))
+        .await
+        .expect("create");
+    let mut conn = raw_connection(&db).await;
+    // The table as it was before migration 0140.
+    let before = match backend {
+        Backend::MySql => {
+            "ALTER TABLE reports ADD INDEX reports_collected_at (collected_at), \
+             MODIFY cpu_cores BIGINT NOT NULL, MODIFY process_count BIGINT NOT NULL, \
+             PAGE_COMPRESSED = 0"
+        }
+        Backend::Sqlite => "CREATE INDEX reports_collected_at ON reports (collected_at)",
+    };
+    sqlx::raw_sql(before)
+        .execute(&mut conn)
+        .await
+        .expect("the table before 0140");
+    // Rows written then: a compact one with the largest figures the
+    // narrowed columns must hold, and, older still, the whole report as
+    // JSON.
+    let mut legacy = common::report(180);
+    legacy.cpu.logical_cores = 0;
+    let legacy_json = RawDetail::Text(serde_json::to_string(&legacy).expect("json"));
+    store_with_detail(&storage, &mut conn, server.id, &legacy, legacy_json).await;
+    let mut old = common::report(120);
+    old.cpu.logical_cores = u32::MAX;
+    old.process_count = u32::MAX;
+    assert!(matches!(
+        store(&storage, server.id, &old).await,
+        RecordOutcome::Stored { .. }
+    ));
+    let migration = match backend {
+        Backend::MySql => include_str!("../migrations/mysql/0140_narrow_reports.sql"),
+        Backend::Sqlite => include_str!("../migrations/sqlite/0140_narrow_reports.sql"),
+    };
+    sqlx::raw_sql(migration)
+        .execute(&mut conn)
+        .await
+        .expect("migration 0140");
+
+    let index = match backend {
+        Backend::MySql => {
+            "SELECT COUNT(*) FROM information_schema.statistics \
+             WHERE table_schema = DATABASE() AND index_name = 'reports_collected_at'"
+        }
+        Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE name = 'reports_collected_at'",
+    };
+    let indexes: i64 = sqlx::query_scalar(index)
+        .fetch_one(&mut conn)
+        .await
+        .expect("index count");
+    assert_eq!(indexes, 0, "the collected_at index is gone");
+    if backend == Backend::MySql {
+        let types: Vec<String> = sqlx::query_scalar(
+            "SELECT CAST(column_type AS CHAR) FROM information_schema.columns \
+             WHERE table_schema = DATABASE() AND table_name = 'reports' \
+             AND column_name IN ('cpu_cores', 'process_count') ORDER BY column_name",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("column types");
+        assert_eq!(types, ["int(10) unsigned", "int(10) unsigned"]);
+    }
+
+    let new = common::report(60);
+    assert!(matches!(
+        store(&storage, server.id, &new).await,
+        RecordOutcome::Stored { .. }
+    ));
+    let rows = storage.recent_reports(server.id, 10).await.expect("recent");
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[2].detail.first(), Some(&b'{'));
+    assert_eq!(rows[2].report().expect("rebuilt"), legacy);
+    assert_eq!(rows[1].figures.cpu_cores, i64::from(u32::MAX));
+    assert_eq!(rows[1].figures.process_count, i64::from(u32::MAX));
+    assert_eq!(rows[1].report().expect("rebuilt"), old);
+    assert_eq!(rows[0].report().expect("rebuilt"), new);
     conn.close().await.expect("close");
 }
 

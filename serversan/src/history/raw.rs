@@ -50,7 +50,7 @@ fn figures_from_row(row: &impl Columns) -> Result<Figures, sqlx::Error> {
         net_rx: row.int("net_rx")?,
         net_tx: row.int("net_tx")?,
         load,
-        cores: row.int("cpu_cores")?,
+        cores: row.uint32("cpu_cores")?,
     })
 }
 

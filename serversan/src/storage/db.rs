@@ -102,6 +102,9 @@ impl InsertedId for MySqlQueryResult {
 /// conversions are written once.
 pub(crate) trait Columns {
     fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
+    /// An `INT UNSIGNED` column on MySQL (an INTEGER on SQLite), which
+    /// sqlx does not read as `i64`.
+    fn uint32(&self, col: &str) -> Result<i64, sqlx::Error>;
     fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
     fn float(&self, col: &str) -> Result<f64, sqlx::Error>;
     fn opt_float(&self, col: &str) -> Result<Option<f64>, sqlx::Error>;
@@ -112,10 +115,13 @@ pub(crate) trait Columns {
 }
 
 macro_rules! impl_columns {
-    ($($row:ty),*) => {$(
+    ($($row:ty: $uint32:ty),*) => {$(
         impl Columns for $row {
             fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
                 self.try_get(col)
+            }
+            fn uint32(&self, col: &str) -> Result<i64, sqlx::Error> {
+                self.try_get::<$uint32, _>(col).map(i64::from)
             }
             fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
                 self.try_get(col)
@@ -138,7 +144,7 @@ macro_rules! impl_columns {
         }
     )*};
 }
-impl_columns!(SqliteRow, MySqlRow);
+impl_columns!(SqliteRow: i64, MySqlRow: u32);
 
 /// Whether `err` is a unique-key violation (a duplicate nonce, name or key).
 pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {

@@ -63,9 +63,12 @@ const DICTIONARY_V1: &[u8] = include_bytes!("detail-dictionary-v1.txt");
 /// zstd level. Measured on the three sets of `examples/detail_size.rs`
 /// (BENCHMARKS.md): level 5 makes details 6–17% smaller than 3 but takes
 /// about twice as long to encode (30 µs for large reports on a loaded
-/// machine), level 1 saves little time. The level is not part of the
-/// format: changing it needs no new format byte.
-const LEVEL: i32 = 3;
+/// machine), level 1 saves little time. 5 it is: encoding runs in the
+/// serving process, before the batch transaction, and serving processes
+/// scale out, while the bytes stay in the one database for the whole
+/// retention. The level is not part of the format: changing it needs no
+/// new format byte.
+const LEVEL: i32 = 5;
 
 /// Most bytes a stored detail may decompress to: far above any report the
 /// body limit admits, small enough that a corrupt frame header cannot make

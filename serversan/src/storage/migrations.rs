@@ -36,6 +36,11 @@ const SQLITE: &[Source] = &[
         "compact_detail",
         include_str!("../../migrations/sqlite/0120_compact_detail.sql"),
     ),
+    (
+        140,
+        "narrow_reports",
+        include_str!("../../migrations/sqlite/0140_narrow_reports.sql"),
+    ),
 ];
 
 const MYSQL: &[Source] = &[
@@ -58,6 +63,11 @@ const MYSQL: &[Source] = &[
         120,
         "compact_detail",
         include_str!("../../migrations/mysql/0120_compact_detail.sql"),
+    ),
+    (
+        140,
+        "narrow_reports",
+        include_str!("../../migrations/mysql/0140_narrow_reports.sql"),
     ),
 ];
 

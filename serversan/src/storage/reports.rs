@@ -237,7 +237,7 @@ fn report_from_row(row: &impl Columns) -> Result<ReportRow, sqlx::Error> {
             hostname: row.text("hostname")?,
             boot_time: row.int("boot_time")?,
             cpu_percent: row.float("cpu_percent")?,
-            cpu_cores: row.int("cpu_cores")?,
+            cpu_cores: row.uint32("cpu_cores")?,
             load1: row.opt_float("load1")?,
             load5: row.opt_float("load5")?,
             load15: row.opt_float("load15")?,
@@ -251,7 +251,7 @@ fn report_from_row(row: &impl Columns) -> Result<ReportRow, sqlx::Error> {
             disk_max_percent: row.float("disk_max_percent")?,
             net_rx: row.int("net_rx")?,
             net_tx: row.int("net_tx")?,
-            process_count: row.int("process_count")?,
+            process_count: row.uint32("process_count")?,
         },
         detail: row.bytes("detail")?,
     })
