@@ -666,6 +666,59 @@ mod tests {
         })
     }
 
+    /// A batch that would store every report assumes its nonces unused and
+    /// does not read them; a replay among them is still answered as one
+    /// (the nonce insert fails, the batch is written again reading them)
+    /// and the rest of the batch is stored.
+    #[tokio::test]
+    async fn a_replay_in_a_batch_that_reads_no_nonces_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (storage, keys) = open(&dir, "replay.db").await;
+        let now = unix_now();
+        let prepared = |server: i64, collected_at: i64, nonce: &str| {
+            let report = Report::example(collected_at);
+            Prepared::new(&NewReport {
+                server_id: server,
+                key_id: Some(keys[server as usize - 1].as_str()),
+                report: &report,
+                nonce,
+                nonce_expires_at: now + 600,
+                received_at: now,
+                min_interval_secs: 0,
+                max_per_minute: 1000,
+            })
+            .expect("prepared")
+        };
+        let first = [prepared(1, now - 100, "nonce-first-000000")];
+        let stored = bulk::write(&storage.db, &first, &|| {})
+            .await
+            .expect("write");
+        assert_eq!(stored, Some(vec![RecordOutcome::Stored]));
+        let before = state(&storage).await;
+
+        // Newer, so pacing would take it: only its nonce gives it away.
+        let batch = [
+            prepared(1, now - 50, "nonce-first-000000"),
+            prepared(2, now - 50, "nonce-second-00000"),
+        ];
+        let commits = std::sync::atomic::AtomicUsize::new(0);
+        let outcomes = bulk::write(&storage.db, &batch, &|| {
+            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+        .await
+        .expect("write");
+        assert_eq!(
+            outcomes,
+            Some(vec![RecordOutcome::NonceUsed, RecordOutcome::Stored])
+        );
+        assert_eq!(commits.into_inner(), 1, "one attempt committed");
+        let after = state(&storage).await;
+        assert_eq!(after.0[0], before.0[0], "server 1 did not move");
+        assert_ne!(after.0[1], before.0[1], "server 2 did");
+        assert_eq!(after.1.len(), before.1.len() + 1, "one nonce more");
+        assert_eq!(after.2.len(), before.2.len() + 1, "one report more");
+    }
+
     /// The batch path and the per-report SQL path give every report the
     /// same outcome and leave the same rows, through replays, duplicates
     /// within a batch, reports not newer or too soon, the per-minute cap,

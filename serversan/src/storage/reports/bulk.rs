@@ -138,15 +138,56 @@ fn plan<'a>(
     }
 }
 
+/// How a batch learns which of its nonces are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Nonces {
+    /// Assumed unused, as they nearly always are: the nonce insert fails
+    /// on any that is not, and the batch is written again with `Read`.
+    Assumed,
+    /// Read first, so a replay is answered as one.
+    Read,
+}
+
+/// What one attempt at a batch came to.
+enum Attempt {
+    Written(Vec<RecordOutcome>),
+    /// A nonce assumed unused was used: try again, reading them.
+    NonceUsed,
+    /// Another transaction changed a nonce or a server under the batch.
+    Conflict,
+}
+
 /// Writes `batch` in one transaction. `Ok(None)` when it must be written the
 /// plain way instead (a nonce or a server row changed under it); the
 /// transaction is then rolled back and nothing was written. Calls
 /// `before_commit` once every statement is done, right before the commit.
+///
+/// The nonces are first assumed unused, which saves reading them (a
+/// statement per chunk, 15% of MariaDB's statement time at saturation);
+/// they are read when the plan refuses any report (a refused report keeps
+/// its nonce unused, so whether it was a replay must be known) or when
+/// the assumption fails.
 pub(super) async fn write(
     db: &Db,
     batch: &[Prepared],
     before_commit: &(dyn Fn() + Sync),
 ) -> Result<Option<Vec<RecordOutcome>>, sqlx::Error> {
+    let mut attempt = write_once(db, batch, before_commit, Nonces::Assumed).await?;
+    if matches!(attempt, Attempt::NonceUsed) {
+        attempt = write_once(db, batch, before_commit, Nonces::Read).await?;
+    }
+    Ok(match attempt {
+        Attempt::Written(outcomes) => Some(outcomes),
+        Attempt::NonceUsed | Attempt::Conflict => None,
+    })
+}
+
+async fn write_once(
+    db: &Db,
+    batch: &[Prepared],
+    before_commit: &(dyn Fn() + Sync),
+    mut nonces: Nonces,
+) -> Result<Attempt, sqlx::Error> {
     let null_safe_eq = db.sql("IS", "<=>");
     with_pool!(db, pool => {
         let mut tx = pool.begin_write().await?;
@@ -167,18 +208,25 @@ pub(super) async fn write(
         }
 
         let mut used: HashMap<i64, HashSet<String>> = HashMap::new();
-        for chunk in chunks(batch) {
-            let sql = select_nonces(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for p in chunk {
-                query = query.bind(p.server_id).bind(p.nonce.as_str());
+        let mut decided = plan(batch, &read, &used);
+        if decided.outcomes.iter().any(Option::is_some) {
+            nonces = Nonces::Read;
+        }
+        if nonces == Nonces::Read {
+            for chunk in chunks(batch) {
+                let sql = select_nonces(chunk.len());
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for p in chunk {
+                    query = query.bind(p.server_id).bind(p.nonce.as_str());
+                }
+                for row in query.fetch_all(&mut *tx).await? {
+                    used.entry(row.int("server_id")?).or_default().insert(row.text("nonce")?);
+                }
             }
-            for row in query.fetch_all(&mut *tx).await? {
-                used.entry(row.int("server_id")?).or_default().insert(row.text("nonce")?);
-            }
+            decided = plan(batch, &read, &used);
         }
 
-        let Plan { outcomes, stored, servers } = plan(batch, &read, &used);
+        let Plan { outcomes, stored, servers } = decided;
         let stored: Vec<&Prepared> = stored.iter().map(|&i| &batch[i]).collect();
 
         for chunk in chunks(&stored) {
@@ -189,8 +237,14 @@ pub(super) async fn write(
             }
             match query.execute(&mut *tx).await {
                 Ok(_) => {}
-                // Used by a transaction that committed after the read.
-                Err(e) if is_unique_violation(&e) => return Ok(None),
+                // Used before (assumed unused), or by a transaction that
+                // committed after the read.
+                Err(e) if is_unique_violation(&e) => {
+                    return Ok(match nonces {
+                        Nonces::Assumed => Attempt::NonceUsed,
+                        Nonces::Read => Attempt::Conflict,
+                    });
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -221,7 +275,7 @@ pub(super) async fn write(
             let moved = query.execute(&mut *tx).await?.rows_affected();
             if moved != chunk.len() as u64 {
                 // A row changed since it was read.
-                return Ok(None);
+                return Ok(Attempt::Conflict);
             }
         }
 
@@ -235,7 +289,7 @@ pub(super) async fn write(
                 Ok(_) => {}
                 // A stored row at the same time: the pacing read should have
                 // prevented it, so let the plain path sort it out.
-                Err(e) if is_unique_violation(&e) => return Ok(None),
+                Err(e) if is_unique_violation(&e) => return Ok(Attempt::Conflict),
                 Err(e) => return Err(e),
             }
         }
@@ -246,7 +300,7 @@ pub(super) async fn write(
             .collect();
         before_commit();
         tx.commit().await?;
-        Ok(Some(outcomes))
+        Ok(Attempt::Written(outcomes))
     })
 }
 
