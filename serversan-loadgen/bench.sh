@@ -5,6 +5,7 @@
 #
 #   serversan-loadgen/bench.sh sqlite|mysql [RUNS]
 #
+# INFLIGHT (default 64) sets the requests in flight in every run.
 # Uses target/release/{serversan,serversan-loadgen} (BIN to override),
 # MariaDB at 127.0.0.1:3306 as root without password for `mysql`.
 set -euo pipefail
@@ -16,6 +17,8 @@ bin=${BIN:-target/release}
 port=${PORT:-18080}
 count=${COUNT:-50000}
 agents=${AGENTS:-1000}
+# Requests in flight, in the HTTP runs and the direct one alike.
+inflight=${INFLIGHT:-64}
 work=$(mktemp -d)
 server_pid=
 
@@ -69,15 +72,15 @@ for run in $(seq "$runs"); do
     start_server "$url"
     echo "### http saturation"
     "$bin/serversan-loadgen" http --url "http://127.0.0.1:$port" --database-url "$url" \
-        --agents "$agents" --count "$count" --concurrency 64 || true
+        --agents "$agents" --count "$count" --concurrency "$inflight" || true
     echo "### http steady 1000/s"
     "$bin/serversan-loadgen" http --url "http://127.0.0.1:$port" --database-url "$url" \
-        --agents "$agents" --count 20000 --concurrency 64 --rate 1000 || true
+        --agents "$agents" --count 20000 --concurrency "$inflight" --rate 1000 || true
     stop_server
     # As many reports in flight as the HTTP run, so group commit forms
     # batches of the same size: the ceiling HTTP could reach.
-    echo "### direct (Storage::record_report, 64 in flight)"
+    echo "### direct (Storage::record_report, $inflight in flight)"
     "$bin/serversan-loadgen" direct --database-url "$url" \
-        --agents "$agents" --count "$count" --concurrency 64 || true
+        --agents "$agents" --count "$count" --concurrency "$inflight" || true
     echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 done
