@@ -892,6 +892,48 @@ async fn expired_nonces_are_pruned(backend: Backend) {
     assert_eq!(storage.count_nonces().await.expect("count"), 1);
 }
 
+/// The batch writer leaves checkpoints to a connection of its own: shortly
+/// after batches are written, the log is copied into the database file
+/// without anyone else writing (the writer's automatic checkpoint only
+/// runs after 10,000 pages). Read here from the file alone, as SQLite does
+/// with `immutable=1`, which ignores the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_batches_are_checkpointed_in_the_background() {
+    let Some(db) = TestDb::create(Backend::Sqlite).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let (server, _) = storage
+        .create_server(1, &name("wal"))
+        .await
+        .expect("create");
+    for i in 0..40 {
+        let r = common::report(500 - i * 11);
+        assert_eq!(store(&storage, server.id, &r).await, RecordOutcome::Stored);
+    }
+    let file = db.dir().expect("sqlite").join("serversan.db");
+    let in_file = || async {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&file)
+            .immutable(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options).await.ok()?;
+        let n: Option<i64> = sqlx::query_scalar("SELECT COUNT(*) FROM reports")
+            .fetch_one(&mut conn)
+            .await
+            .ok();
+        let _ = conn.close().await;
+        n
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = in_file().await;
+    while seen != Some(40) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        seen = in_file().await;
+    }
+    assert_eq!(seen, Some(40), "reports in the database file itself");
+    storage.close().await;
+}
+
 /// Reports written at the same moment share a transaction (group commit);
 /// each must still get exactly the outcome it would get alone.
 async fn concurrent_reports_stay_exact(backend: Backend) {

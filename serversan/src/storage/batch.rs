@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use super::checkpoint::{self, Wrote};
 use super::db::Db;
 use super::reports::{Prepared, RecordOutcome, record_batch};
 use super::{Result, StorageError};
@@ -52,21 +53,26 @@ impl Batcher {
     /// waited behind every request in the runtime's queue after each of
     /// them. On its own thread it never waits for the HTTP side, and that
     /// made ingest about a quarter faster at saturation (BENCHMARKS.md).
-    pub(super) fn start(db: Db) -> Self {
+    ///
+    /// `checkpoints`: on an SQLite file, the pool whose connections
+    /// checkpoint the log after batches (see `checkpoint`).
+    pub(super) fn start(db: Db, checkpoints: Option<Db>) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let jobs = Arc::new(Mutex::new(jobs));
         match db.kind() {
             DatabaseKind::Sqlite => {
-                if let Err(e) = spawn_writer_thread(db.clone(), jobs.clone()) {
+                let thread = spawn_writer_thread(db.clone(), jobs.clone(), checkpoints.clone());
+                if let Err(e) = thread {
                     tracing::warn!(
                         "cannot start the report writer's thread, writing from the runtime instead: {e}"
                     );
-                    tokio::spawn(write_batches(db, jobs));
+                    let wrote = checkpoints.map(checkpoint::start);
+                    tokio::spawn(write_batches(db, jobs, wrote));
                 }
             }
             DatabaseKind::MySql => {
                 for _ in 0..MYSQL_WRITERS {
-                    tokio::spawn(write_batches(db.clone(), jobs.clone()));
+                    tokio::spawn(write_batches(db.clone(), jobs.clone(), None));
                 }
             }
         }
@@ -85,18 +91,28 @@ impl Batcher {
     }
 }
 
-/// Runs [`write_batches`] on a new thread with a runtime of its own.
-fn spawn_writer_thread(db: Db, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) -> std::io::Result<()> {
+/// Runs [`write_batches`] on a new thread with a runtime of its own, and
+/// the checkpointer beside it (it ends with the writer).
+fn spawn_writer_thread(
+    db: Db,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    checkpoints: Option<Db>,
+) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     std::thread::Builder::new()
         .name("report-writer".into())
-        .spawn(move || runtime.block_on(write_batches(db, jobs)))?;
+        .spawn(move || {
+            runtime.block_on(async move {
+                let wrote = checkpoints.map(checkpoint::start);
+                write_batches(db, jobs, wrote).await;
+            });
+        })?;
     Ok(())
 }
 
-async fn write_batches(db: Db, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn write_batches(db: Db, queue: Arc<Mutex<mpsc::Receiver<Job>>>, wrote: Option<Wrote>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     loop {
         // The writer's turn: the queue stays locked while this writer takes
@@ -128,6 +144,9 @@ async fn write_batches(db: Db, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
         pass_turn();
         match written {
             Ok(outcomes) => {
+                if let Some(wrote) = &wrote {
+                    wrote.batch_committed();
+                }
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     // The caller may have given up (a timeout); the report
                     // is stored all the same.

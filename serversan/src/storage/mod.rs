@@ -8,6 +8,7 @@
 //! conflict between nodes).
 
 mod batch;
+mod checkpoint;
 pub(crate) mod db;
 pub mod detail;
 mod leases;
@@ -88,6 +89,9 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct Storage {
     db: Db,
+    /// Where the batch writer writes: on SQLite a pool of one connection
+    /// of its own (see [`Storage::connect`]), on MySQL the same pool.
+    writer: Db,
     /// Group commit of accepted reports (see `batch`).
     batcher: batch::Batcher,
 }
@@ -98,7 +102,7 @@ impl Storage {
     /// while `serve` runs. A MySQL database must already exist.
     pub async fn connect(options: &StorageOptions) -> Result<Self> {
         let url = options.url.expose();
-        let db = match options.url.kind() {
+        let (db, writer, checkpoints) = match options.url.kind() {
             DatabaseKind::Sqlite => {
                 let connect = SqliteConnectOptions::from_str(url)
                     .map_err(|e| StorageError::Connect(e.to_string()))?
@@ -120,10 +124,36 @@ impl Storage {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(max)
                     .acquire_timeout(options.acquire_timeout)
-                    .connect_with(connect)
+                    .connect_with(connect.clone())
                     .await
                     .map_err(|e| StorageError::Connect(describe_connect_error(&e)))?;
-                Db::Sqlite(pool)
+                // The batch writer gets a connection of its own, kept for
+                // good. SQLite drops a connection's whole page cache when
+                // another connection wrote since its last transaction, and
+                // the pool hands out its least recently used connection:
+                // batches taken from it found their cache dropped nearly
+                // every time and read the index pages they update again
+                // (BENCHMARKS.md, "Ingest"). One connection that does all
+                // the writing keeps them.
+                // It also leaves checkpoints to another connection (see
+                // `checkpoint`).
+                if in_memory {
+                    (Db::Sqlite(pool.clone()), Db::Sqlite(pool), None)
+                } else {
+                    let writer = SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .acquire_timeout(options.acquire_timeout)
+                        .idle_timeout(None)
+                        .max_lifetime(None)
+                        .connect_with(connect.pragma(
+                            "wal_autocheckpoint",
+                            checkpoint::WRITER_AUTOCHECKPOINT.to_string(),
+                        ))
+                        .await
+                        .map_err(|e| StorageError::Connect(describe_connect_error(&e)))?;
+                    let checkpoints = Db::Sqlite(pool.clone());
+                    (Db::Sqlite(pool), Db::Sqlite(writer), Some(checkpoints))
+                }
             }
             DatabaseKind::MySql => {
                 let connect = MySqlConnectOptions::from_str(url)
@@ -134,11 +164,15 @@ impl Storage {
                     .connect_with(connect)
                     .await
                     .map_err(|e| StorageError::Connect(describe_connect_error(&e)))?;
-                Db::MySql(pool)
+                (Db::MySql(pool.clone()), Db::MySql(pool), None)
             }
         };
-        let batcher = batch::Batcher::start(db.clone());
-        Ok(Self { db, batcher })
+        let batcher = batch::Batcher::start(writer.clone(), checkpoints);
+        Ok(Self {
+            db,
+            writer,
+            batcher,
+        })
     }
 
     /// Which backend this is.
@@ -183,6 +217,7 @@ impl Storage {
     /// Closes every connection (SQLite then checkpoints its WAL).
     pub async fn close(&self) {
         with_pool!(&self.db, pool => pool.close().await);
+        with_pool!(&self.writer, pool => pool.close().await);
     }
 }
 
