@@ -36,6 +36,9 @@ macro_rules! bind_report {
 }
 
 mod bulk;
+mod cache;
+
+pub(super) use cache::PacingCache;
 
 use serversan_protocol::Report;
 
@@ -453,9 +456,12 @@ macro_rules! store_one {
 /// order. The whole batch is retried when it loses a conflict; no outcome
 /// counts until the commit succeeds.
 ///
-/// First with a few multi-row statements for the whole batch (`bulk`).
-/// Should a concurrent transaction have changed one of its servers or used
-/// one of its nonces, the batch is written the plain way: statements per
+/// First with a few multi-row statements for the whole batch (`bulk`),
+/// planned from `cache`'s copies of the servers' rows where it has them
+/// (checked by the database, see `cache`), and again reading every row if
+/// a cached one turned out stale. Should a concurrent transaction have
+/// changed one of its servers or used one of its nonces, the batch is
+/// written the plain way: statements per
 /// report, without savepoints (a refused report has written at most its
 /// nonce row, which is deleted again). Only when a report got as far as
 /// moving its server (its row then clashed with a stored one, which the
@@ -468,10 +474,12 @@ macro_rules! store_one {
 /// commit (the log flush).
 pub(super) async fn record_batch(
     db: &Db,
+    cache: Option<&PacingCache>,
     batch: &[Prepared],
     before_commit: &(dyn Fn() + Sync),
 ) -> Result<Vec<RecordOutcome>> {
-    if let Some(outcomes) = retry_conflicts(|| bulk::write(db, batch, before_commit)).await? {
+    if let Some(outcomes) = retry_conflicts(|| bulk::write(db, cache, batch, before_commit)).await?
+    {
         metrics::counter!("serversan_report_batches_total", "path" => "bulk").increment(1);
         return Ok(outcomes);
     }
@@ -690,7 +698,7 @@ mod tests {
             .expect("prepared")
         };
         let first = [prepared(1, now - 100, "nonce-first-000000")];
-        let stored = bulk::write(&storage.db, &first, &|| {})
+        let stored = bulk::write(&storage.db, Some(&PacingCache::new()), &first, &|| {})
             .await
             .expect("write");
         assert_eq!(stored, Some(vec![RecordOutcome::Stored]));
@@ -702,7 +710,7 @@ mod tests {
             prepared(2, now - 50, "nonce-second-00000"),
         ];
         let commits = std::sync::atomic::AtomicUsize::new(0);
-        let outcomes = bulk::write(&storage.db, &batch, &|| {
+        let outcomes = bulk::write(&storage.db, Some(&PacingCache::new()), &batch, &|| {
             commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         })
         .await
@@ -731,6 +739,8 @@ mod tests {
         let mut rng = Lcg(7);
         let base = unix_now() - 3_000;
         let mut refusals = std::collections::BTreeMap::new();
+        // Kept across rounds, as the batch writers keep it.
+        let cache = PacingCache::new();
         for round in 0..60_i64 {
             let size = 1 + rng.below(40) as usize;
             let mut picks = Vec::with_capacity(size);
@@ -767,7 +777,7 @@ mod tests {
                     })
                     .collect()
             };
-            let by_bulk = bulk::write(&bulk_db.db, &batch(&bulk_keys), &|| {})
+            let by_bulk = bulk::write(&bulk_db.db, Some(&cache), &batch(&bulk_keys), &|| {})
                 .await
                 .expect("bulk write")
                 .expect("no concurrent writer, so the batch path never gives up");
