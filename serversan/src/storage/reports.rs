@@ -733,6 +733,28 @@ mod tests {
     /// unknown servers and keys a server no longer has.
     #[tokio::test]
     async fn batch_path_decides_as_the_sql_does() {
+        bulk_and_plain_agree(Cache::AsWritten).await;
+    }
+
+    /// The same with a cache that is wrong before every round, as if other
+    /// instances had moved the servers, rotated their keys, deleted them:
+    /// the batch path still decides every report as the row does, and still
+    /// never gives up (no other writer is at work).
+    #[tokio::test]
+    async fn a_wrong_pacing_cache_changes_no_outcome() {
+        bulk_and_plain_agree(Cache::Wrong).await;
+    }
+
+    /// What the batch path's pacing cache holds in `bulk_and_plain_agree`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Cache {
+        /// What the batches wrote, as in the server.
+        AsWritten,
+        /// Before each round, random rows for random servers.
+        Wrong,
+    }
+
+    async fn bulk_and_plain_agree(kind: Cache) {
         let dir = tempfile::tempdir().expect("tempdir");
         let (bulk_db, bulk_keys) = open(&dir, "bulk.db").await;
         let (plain_db, plain_keys) = open(&dir, "plain.db").await;
@@ -777,6 +799,31 @@ mod tests {
                     })
                     .collect()
             };
+            if kind == Cache::Wrong {
+                // Server 6 never exists; a row for it is one deleted.
+                for server in 1..=6_i64 {
+                    if rng.below(3) == 0 {
+                        continue;
+                    }
+                    let key_id = match rng.below(3) {
+                        0 => "stalekey00000000".to_owned(),
+                        _ => bulk_keys
+                            .get(server as usize - 1)
+                            .cloned()
+                            .unwrap_or_default(),
+                    };
+                    let wrong = Pacing {
+                        key_id,
+                        last_collected_at: (rng.below(5) > 0)
+                            .then(|| base + round * 40 + rng.below(120) as i64 - 60),
+                        last_seen_at: Some(base + round * 20),
+                        window_start: base + round * 20 - rng.below(90) as i64,
+                        window_count: rng.below(5) as i64,
+                    };
+                    cache.forget([server]);
+                    cache.committed([(server, &wrong, &wrong)]);
+                }
+            }
             let by_bulk = bulk::write(&bulk_db.db, Some(&cache), &batch(&bulk_keys), &|| {})
                 .await
                 .expect("bulk write")
