@@ -29,6 +29,7 @@ on_both_backends!(
     expired_nonces_are_pruned,
     concurrent_reports_stay_exact,
     two_instances_racing_stay_exact,
+    a_stale_pacing_cache_changes_no_outcome,
 );
 
 fn name(s: &str) -> ServerName {
@@ -1097,4 +1098,87 @@ async fn two_instances_racing_stay_exact(backend: Backend) {
             rows.first().map(|r| r.collected_at)
         );
     }
+}
+
+/// On MariaDB each instance keeps its servers' pacing rows as it last
+/// wrote them and plans batches from them (on SQLite this holds anyway). Here another instance (another `Storage` on the
+/// same database) moves a server on, rotates its key, deletes it, each
+/// time right after the first instance cached the row: every report must
+/// still get the outcome the row itself gives, and store nothing else.
+async fn a_stale_pacing_cache_changes_no_outcome(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let (a, b) = (db.storage().await, db.storage().await);
+    let (server, _) = a.create_server(1, &name("stale")).await.expect("create");
+    let id = server.id;
+    let start = unix_now() - 1_000;
+    let send = |storage: &Storage, key: &str, at: i64| {
+        let (storage, key) = (storage.clone(), key.to_owned());
+        async move {
+            let report = Report {
+                collected_at: start + at,
+                ..common::report(0)
+            };
+            let nonce = serversan_protocol::random_nonce().expect("nonce");
+            let new = NewReport {
+                key_id: Some(&key),
+                ..new_report(id, &report, &nonce)
+            };
+            storage.record_report(&new).await.expect("storage works")
+        }
+    };
+    let key = server.key_id.clone();
+    let mut stored = 0;
+
+    // Moved on by b: a's copy is older than the row.
+    assert_eq!(send(&a, &key, 0).await, RecordOutcome::Stored);
+    assert_eq!(send(&b, &key, 100).await, RecordOutcome::Stored);
+    stored += 2;
+    assert_eq!(
+        send(&a, &key, 50).await,
+        RecordOutcome::NotNewer {
+            last_collected_at: start + 100
+        },
+        "newer than a's copy, not than the row"
+    );
+    assert_eq!(send(&a, &key, 200).await, RecordOutcome::Stored);
+    assert_eq!(send(&b, &key, 300).await, RecordOutcome::Stored);
+    stored += 2;
+    assert_eq!(
+        send(&a, &key, 305).await,
+        RecordOutcome::TooSoon {
+            retry_after_secs: 5
+        },
+        "due by a's copy, too soon by the row"
+    );
+
+    // Rotated by b: a's copy has the old key.
+    assert_eq!(send(&a, &key, 400).await, RecordOutcome::Stored);
+    stored += 1;
+    let second = b.rotate_code(id, 1).await.expect("rotate").expect("server");
+    assert_eq!(
+        send(&a, &key, 450).await,
+        RecordOutcome::ServerGone,
+        "the old key, which a's copy still has"
+    );
+    assert_eq!(send(&a, second.key_id(), 500).await, RecordOutcome::Stored);
+    stored += 1;
+    let third = b.rotate_code(id, 1).await.expect("rotate").expect("server");
+    assert_eq!(
+        send(&a, third.key_id(), 600).await,
+        RecordOutcome::Stored,
+        "the new key, which a's copy does not have yet"
+    );
+    stored += 1;
+
+    // Deleted by b: a's copy is of a row that is gone.
+    assert!(b.delete_server(id, 1).await.expect("delete"));
+    assert_eq!(
+        send(&a, third.key_id(), 700).await,
+        RecordOutcome::ServerGone
+    );
+    // The delete purged the reports; nothing was stored after it.
+    assert_eq!(a.count_all_reports().await.expect("count"), 0);
+    assert_eq!(a.count_nonces().await.expect("count"), stored);
 }

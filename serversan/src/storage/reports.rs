@@ -36,6 +36,9 @@ macro_rules! bind_report {
 }
 
 mod bulk;
+mod cache;
+
+pub(super) use cache::PacingCache;
 
 use serversan_protocol::Report;
 
@@ -453,9 +456,12 @@ macro_rules! store_one {
 /// order. The whole batch is retried when it loses a conflict; no outcome
 /// counts until the commit succeeds.
 ///
-/// First with a few multi-row statements for the whole batch (`bulk`).
-/// Should a concurrent transaction have changed one of its servers or used
-/// one of its nonces, the batch is written the plain way: statements per
+/// First with a few multi-row statements for the whole batch (`bulk`),
+/// planned from `cache`'s copies of the servers' rows where it has them
+/// (checked by the database, see `cache`), and again reading every row if
+/// a cached one turned out stale. Should a concurrent transaction have
+/// changed one of its servers or used one of its nonces, the batch is
+/// written the plain way: statements per
 /// report, without savepoints (a refused report has written at most its
 /// nonce row, which is deleted again). Only when a report got as far as
 /// moving its server (its row then clashed with a stored one, which the
@@ -468,10 +474,12 @@ macro_rules! store_one {
 /// commit (the log flush).
 pub(super) async fn record_batch(
     db: &Db,
+    cache: Option<&PacingCache>,
     batch: &[Prepared],
     before_commit: &(dyn Fn() + Sync),
 ) -> Result<Vec<RecordOutcome>> {
-    if let Some(outcomes) = retry_conflicts(|| bulk::write(db, batch, before_commit)).await? {
+    if let Some(outcomes) = retry_conflicts(|| bulk::write(db, cache, batch, before_commit)).await?
+    {
         metrics::counter!("serversan_report_batches_total", "path" => "bulk").increment(1);
         return Ok(outcomes);
     }
@@ -690,7 +698,7 @@ mod tests {
             .expect("prepared")
         };
         let first = [prepared(1, now - 100, "nonce-first-000000")];
-        let stored = bulk::write(&storage.db, &first, &|| {})
+        let stored = bulk::write(&storage.db, Some(&PacingCache::new()), &first, &|| {})
             .await
             .expect("write");
         assert_eq!(stored, Some(vec![RecordOutcome::Stored]));
@@ -702,7 +710,7 @@ mod tests {
             prepared(2, now - 50, "nonce-second-00000"),
         ];
         let commits = std::sync::atomic::AtomicUsize::new(0);
-        let outcomes = bulk::write(&storage.db, &batch, &|| {
+        let outcomes = bulk::write(&storage.db, Some(&PacingCache::new()), &batch, &|| {
             commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         })
         .await
@@ -725,12 +733,36 @@ mod tests {
     /// unknown servers and keys a server no longer has.
     #[tokio::test]
     async fn batch_path_decides_as_the_sql_does() {
+        bulk_and_plain_agree(Cache::AsWritten).await;
+    }
+
+    /// The same with a cache that is wrong before every round, as if other
+    /// instances had moved the servers, rotated their keys, deleted them:
+    /// the batch path still decides every report as the row does, and still
+    /// never gives up (no other writer is at work).
+    #[tokio::test]
+    async fn a_wrong_pacing_cache_changes_no_outcome() {
+        bulk_and_plain_agree(Cache::Wrong).await;
+    }
+
+    /// What the batch path's pacing cache holds in `bulk_and_plain_agree`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Cache {
+        /// What the batches wrote, as in the server.
+        AsWritten,
+        /// Before each round, random rows for random servers.
+        Wrong,
+    }
+
+    async fn bulk_and_plain_agree(kind: Cache) {
         let dir = tempfile::tempdir().expect("tempdir");
         let (bulk_db, bulk_keys) = open(&dir, "bulk.db").await;
         let (plain_db, plain_keys) = open(&dir, "plain.db").await;
         let mut rng = Lcg(7);
         let base = unix_now() - 3_000;
         let mut refusals = std::collections::BTreeMap::new();
+        // Kept across rounds, as the batch writers keep it.
+        let cache = PacingCache::new();
         for round in 0..60_i64 {
             let size = 1 + rng.below(40) as usize;
             let mut picks = Vec::with_capacity(size);
@@ -767,7 +799,32 @@ mod tests {
                     })
                     .collect()
             };
-            let by_bulk = bulk::write(&bulk_db.db, &batch(&bulk_keys), &|| {})
+            if kind == Cache::Wrong {
+                // Server 6 never exists; a row for it is one deleted.
+                for server in 1..=6_i64 {
+                    if rng.below(3) == 0 {
+                        continue;
+                    }
+                    let key_id = match rng.below(3) {
+                        0 => "stalekey00000000".to_owned(),
+                        _ => bulk_keys
+                            .get(server as usize - 1)
+                            .cloned()
+                            .unwrap_or_default(),
+                    };
+                    let wrong = Pacing {
+                        key_id,
+                        last_collected_at: (rng.below(5) > 0)
+                            .then(|| base + round * 40 + rng.below(120) as i64 - 60),
+                        last_seen_at: Some(base + round * 20),
+                        window_start: base + round * 20 - rng.below(90) as i64,
+                        window_count: rng.below(5) as i64,
+                    };
+                    cache.forget([server]);
+                    cache.committed([(server, &wrong, &wrong)]);
+                }
+            }
+            let by_bulk = bulk::write(&bulk_db.db, Some(&cache), &batch(&bulk_keys), &|| {})
                 .await
                 .expect("bulk write")
                 .expect("no concurrent writer, so the batch path never gives up");

@@ -2,20 +2,24 @@
 //!
 //! Why: every statement is a round trip (to sqlx's SQLite worker thread, or
 //! over the network to MariaDB), and per report the plain path needs three.
-//! Here a batch reads its servers' pacing and its nonces once, decides every
+//! Here a batch takes its servers' pacing from the instance's cache (see
+//! `cache`) or reads it, reads its nonces only when it must, decides every
 //! report in memory with the same rules the SQL applies, then writes the
 //! nonces, the servers and the reports with one statement each per chunk.
 //!
-//! Exactness does not rest on the reads: the nonce insert still fails on a
-//! used nonce (unique key), and the server update only matches rows that
-//! are exactly as they were read (a compare-and-set on every pacing column
-//! and the key). Should another transaction have got there first (another
-//! instance, or on Galera another node), the batch gives up as a whole and
-//! the caller writes it the plain way, one report at a time. No lock is
-//! taken for coordination, so this holds on Galera too.
+//! Exactness does not rest on the reads or the cache: the nonce insert
+//! still fails on a used nonce (unique key), and the server update only
+//! matches rows that are exactly as the plan took them (a compare-and-set
+//! on every pacing column and the key). Should another transaction have got
+//! there first (another instance, or on Galera another node), or a cached
+//! row be stale, the batch gives up as a whole; it is written again reading
+//! every row when it used the cache, and otherwise the caller writes it
+//! the plain way, one report at a time. No lock is taken for coordination,
+//! so this holds on Galera too.
 
 use std::collections::{HashMap, HashSet};
 
+use super::cache::PacingCache;
 use super::{INSERT_REPORT_INTO, Pacing, Prepared, RecordOutcome};
 use crate::storage::db::{Columns, Db, WritePool, is_unique_violation, with_pool};
 use crate::storage::multirow::{self, repeat};
@@ -148,13 +152,26 @@ enum Nonces {
     Read,
 }
 
+/// How a batch learns its servers' pacing rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// From the cache where it has them, read for the others.
+    Cached,
+    /// All read: the cache was wrong about one of them.
+    Read,
+}
+
 /// What one attempt at a batch came to.
 enum Attempt {
     Written(Vec<RecordOutcome>),
     /// A nonce assumed unused was used: try again, reading them.
     NonceUsed,
-    /// Another transaction changed a nonce or a server under the batch.
-    Conflict,
+    /// Another transaction changed a nonce or a server under the batch, or
+    /// a cached row was not what the database holds (`cached`: the plan
+    /// used one).
+    Conflict {
+        cached: bool,
+    },
 }
 
 /// Writes `batch` in one transaction. `Ok(None)` when it must be written the
@@ -167,26 +184,67 @@ enum Attempt {
 /// they are read when the plan refuses any report (a refused report keeps
 /// its nonce unused, so whether it was a replay must be known) or when
 /// the assumption fails.
+///
+/// The servers' rows come from `cache` where it has them (there is none
+/// on SQLite). A conflict on a
+/// batch that used cached rows may only mean the cache was stale, so the
+/// batch is written once more with every row read before giving up.
+/// After a conflict or an error (a failed commit may have committed or
+/// not) the batch's servers are dropped from the cache: the next batch
+/// reads their rows.
 pub(super) async fn write(
     db: &Db,
+    cache: Option<&PacingCache>,
     batch: &[Prepared],
     before_commit: &(dyn Fn() + Sync),
 ) -> Result<Option<Vec<RecordOutcome>>, sqlx::Error> {
-    let mut attempt = write_once(db, batch, before_commit, Nonces::Assumed).await?;
-    if matches!(attempt, Attempt::NonceUsed) {
-        attempt = write_once(db, batch, before_commit, Nonces::Read).await?;
+    let (mut nonces, mut rows) = (Nonces::Assumed, Rows::Cached);
+    let forget = || {
+        if let Some(cache) = cache {
+            cache.forget(batch.iter().map(Prepared::server_id));
+        }
+    };
+    loop {
+        let attempt = write_once(db, cache, batch, before_commit, nonces, rows).await;
+        match attempt.inspect_err(|_| forget())? {
+            Attempt::Written(outcomes) => return Ok(Some(outcomes)),
+            Attempt::NonceUsed => nonces = Nonces::Read,
+            Attempt::Conflict { cached } => {
+                forget();
+                if !cached {
+                    return Ok(None);
+                }
+                tracing::debug!(
+                    reports = batch.len(),
+                    "cached pacing was stale, writing the batch again"
+                );
+                rows = Rows::Read;
+            }
+        }
     }
-    Ok(match attempt {
-        Attempt::Written(outcomes) => Some(outcomes),
-        Attempt::NonceUsed | Attempt::Conflict => None,
-    })
+}
+
+/// Servers whose row refused a report: the refusal rests on that row
+/// alone (nothing is written for it), so a cached one must be read.
+fn refusing_servers(batch: &[Prepared], outcomes: &[Option<RecordOutcome>]) -> Vec<i64> {
+    let mut ids: Vec<i64> = batch
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| matches!(o, Some(o) if *o != RecordOutcome::NonceUsed))
+        .map(|(p, _)| p.server_id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 async fn write_once(
     db: &Db,
+    cache: Option<&PacingCache>,
     batch: &[Prepared],
     before_commit: &(dyn Fn() + Sync),
     mut nonces: Nonces,
+    rows: Rows,
 ) -> Result<Attempt, sqlx::Error> {
     let null_safe_eq = db.sql("IS", "<=>");
     with_pool!(db, pool => {
@@ -196,35 +254,58 @@ async fn write_once(
         ids.sort_unstable();
         ids.dedup();
         let mut read = HashMap::with_capacity(ids.len());
-        for chunk in chunks(&ids) {
-            let sql = select_servers(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            for row in query.fetch_all(&mut *tx).await? {
-                read.insert(row.int("id")?, Pacing::from_row(&row)?);
-            }
+        if let (Rows::Cached, Some(cache)) = (rows, cache) {
+            cache.fill(&ids, &mut read);
         }
-
+        // Rows from the cache; any other came from the database just now.
+        let mut cached: HashSet<i64> = read.keys().copied().collect();
+        let mut missing: Vec<i64> = ids.iter().copied().filter(|id| !cached.contains(id)).collect();
         let mut used: HashMap<i64, HashSet<String>> = HashMap::new();
-        let mut decided = plan(batch, &read, &used);
-        if decided.outcomes.iter().any(Option::is_some) {
-            nonces = Nonces::Read;
-        }
-        if nonces == Nonces::Read {
-            for chunk in chunks(batch) {
-                let sql = select_nonces(chunk.len());
+        let mut nonces_read = false;
+        let decided = loop {
+            for chunk in chunks(&missing) {
+                let sql = select_servers(chunk.len());
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for p in chunk {
-                    query = query.bind(p.server_id).bind(p.nonce.as_str());
+                for id in chunk {
+                    query = query.bind(*id);
                 }
                 for row in query.fetch_all(&mut *tx).await? {
-                    used.entry(row.int("server_id")?).or_default().insert(row.text("nonce")?);
+                    read.insert(row.int("id")?, Pacing::from_row(&row)?);
                 }
             }
-            decided = plan(batch, &read, &used);
-        }
+
+            let mut decided = plan(batch, &read, &used);
+            if decided.outcomes.iter().any(Option::is_some) {
+                nonces = Nonces::Read;
+            }
+            if nonces == Nonces::Read && !nonces_read {
+                for chunk in chunks(batch) {
+                    let sql = select_nonces(chunk.len());
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for p in chunk {
+                        query = query.bind(p.server_id).bind(p.nonce.as_str());
+                    }
+                    for row in query.fetch_all(&mut *tx).await? {
+                        used.entry(row.int("server_id")?).or_default().insert(row.text("nonce")?);
+                    }
+                }
+                nonces_read = true;
+                decided = plan(batch, &read, &used);
+            }
+
+            // A stored report is checked by the compare-and-set below; a
+            // refused one by nothing, so its row must not be the cache's.
+            missing = refusing_servers(batch, &decided.outcomes);
+            missing.retain(|id| cached.contains(id));
+            if missing.is_empty() {
+                break decided;
+            }
+            for id in &missing {
+                read.remove(id);
+                cached.remove(id);
+            }
+        };
+        let conflict = || Attempt::Conflict { cached: !cached.is_empty() };
 
         let Plan { outcomes, stored, servers } = decided;
         let stored: Vec<&Prepared> = stored.iter().map(|&i| &batch[i]).collect();
@@ -242,7 +323,7 @@ async fn write_once(
                 Err(e) if is_unique_violation(&e) => {
                     return Ok(match nonces {
                         Nonces::Assumed => Attempt::NonceUsed,
-                        Nonces::Read => Attempt::Conflict,
+                        Nonces::Read => conflict(),
                     });
                 }
                 Err(e) => return Err(e),
@@ -272,10 +353,14 @@ async fn write_once(
                     .bind(old.window_start)
                     .bind(old.window_count);
             }
+            // Rows matched, not rows changed: sqlx's MySQL driver connects
+            // with CLIENT_FOUND_ROWS, as SQLite counts. The two agree here
+            // anyway, since a matched row always changes (its
+            // last_collected_at moves forward).
             let moved = query.execute(&mut *tx).await?.rows_affected();
             if moved != chunk.len() as u64 {
-                // A row changed since it was read.
-                return Ok(Attempt::Conflict);
+                // A row changed since it was read, or is not as cached.
+                return Ok(conflict());
             }
         }
 
@@ -289,7 +374,7 @@ async fn write_once(
                 Ok(_) => {}
                 // A stored row at the same time: the pacing read should have
                 // prevented it, so let the plain path sort it out.
-                Err(e) if is_unique_violation(&e) => return Ok(Attempt::Conflict),
+                Err(e) if is_unique_violation(&e) => return Ok(conflict()),
                 Err(e) => return Err(e),
             }
         }
@@ -300,6 +385,9 @@ async fn write_once(
             .collect();
         before_commit();
         tx.commit().await?;
+        if let Some(cache) = cache {
+            cache.committed(servers.iter().map(|(id, before, after)| (*id, *before, after)));
+        }
         Ok(Attempt::Written(outcomes))
     })
 }
