@@ -121,7 +121,7 @@ fn main() -> Result<(), Error> {
                 figures: &figures,
             };
             let start = Instant::now();
-            let back = detail::decode(&stored, columns)?;
+            let back = detail::decode(&stored, columns, None)?;
             decode_ns.push(start.elapsed().as_nanos());
             if &back != r {
                 return Err(format!("{name}: a report did not survive").into());
@@ -686,7 +686,7 @@ fn delta_sizes(
                     figures: &figures,
                 };
                 let start = Instant::now();
-                let back = detail::decode(&detail, columns)?;
+                let back = detail::decode(&detail, columns, None)?;
                 plain.decode_ns.push(start.elapsed().as_nanos());
                 if &back != r {
                     return Err(format!("{name}: a report did not survive").into());

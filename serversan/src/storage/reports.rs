@@ -122,9 +122,14 @@ pub struct ReportRow {
     pub received_at: i64,
     pub figures: Figures,
     /// What the columns do not hold of the report, encoded by
-    /// [`detail::encode`] (or, in rows written before, the whole report as
-    /// JSON text).
+    /// [`detail::encode`] or [`detail::encode_against`] (or, in rows
+    /// written before, the whole report as JSON text).
     pub detail: Vec<u8>,
+    /// The detail of the row `detail` is a delta against (see
+    /// [`detail::keyframe_at`]), read along with it; `None` when it needs
+    /// none, or when that row is missing (then [`ReportRow::report`] says
+    /// so).
+    pub keyframe: Option<Vec<u8>>,
 }
 
 impl ReportRow {
@@ -134,7 +139,7 @@ impl ReportRow {
             collected_at: self.collected_at,
             figures: &self.figures,
         };
-        detail::decode(&self.detail, columns).map_err(|e| {
+        detail::decode(&self.detail, columns, self.keyframe.as_deref()).map_err(|e| {
             StorageError::Corrupt(format!("report {} has unreadable detail: {e}", self.id))
         })
     }
@@ -254,8 +259,13 @@ fn report_from_row(row: &impl Columns) -> Result<ReportRow, sqlx::Error> {
             process_count: row.uint32("process_count")?,
         },
         detail: row.bytes("detail")?,
+        keyframe: None,
     })
 }
+
+/// Most keyframes read by one query (bound parameters stay far below both
+/// backends' limits).
+const KEYFRAMES_PER_QUERY: usize = 500;
 
 /// A report ready for the database: everything computed outside the
 /// transaction (figures, encoded detail), so a batch holds its lock only
@@ -572,14 +582,54 @@ impl Storage {
         let sql = sqlx::AssertSqlSafe(format!(
             "{REPORT_COLUMNS} WHERE server_id = ? ORDER BY collected_at DESC LIMIT ?"
         ));
-        with_pool!(&self.db, pool => {
+        let mut rows: Vec<ReportRow> = with_pool!(&self.db, pool => {
             let rows = sqlx::query(sql)
                 .bind(server_id)
                 .bind(i64::from(limit))
                 .fetch_all(pool)
                 .await?;
-            Ok(rows.iter().map(report_from_row).collect::<Result<_, _>>()?)
-        })
+            rows.iter().map(report_from_row).collect::<Result<_, _>>()?
+        });
+        self.attach_keyframes(server_id, &mut rows).await?;
+        Ok(rows)
+    }
+
+    /// Reads the keyframes `rows` (all of `server_id`) are deltas against:
+    /// one more query (per [`KEYFRAMES_PER_QUERY`] keyframes), by the
+    /// `(server_id, collected_at)` index. A malformed reference is left
+    /// for [`ReportRow::report`] to report.
+    async fn attach_keyframes(&self, server_id: i64, rows: &mut [ReportRow]) -> Result<()> {
+        let at = |r: &ReportRow| {
+            detail::keyframe_at(&r.detail, r.collected_at)
+                .ok()
+                .flatten()
+        };
+        let mut wanted: Vec<i64> = rows.iter().filter_map(at).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut found = std::collections::HashMap::new();
+        for chunk in wanted.chunks(KEYFRAMES_PER_QUERY) {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT collected_at, detail FROM reports WHERE server_id = ? \
+                 AND collected_at IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            ));
+            with_pool!(&self.db, pool => {
+                let mut query = sqlx::query(sql).bind(server_id);
+                for t in chunk {
+                    query = query.bind(*t);
+                }
+                for row in query.fetch_all(pool).await? {
+                    found.insert(row.int("collected_at")?, row.bytes("detail")?);
+                }
+            });
+        }
+        for row in rows {
+            if let Some(t) = at(row) {
+                row.keyframe = found.get(&t).cloned();
+            }
+        }
+        Ok(())
     }
 
     /// How many reports a server has.
