@@ -10,6 +10,7 @@
 mod batch;
 pub(crate) mod db;
 pub mod detail;
+mod keyframes;
 mod leases;
 mod migrations;
 pub(crate) mod multirow;
@@ -90,6 +91,8 @@ pub struct Storage {
     db: Db,
     /// Group commit of accepted reports (see `batch`).
     batcher: batch::Batcher,
+    /// Each server's keyframe for the next report's detail.
+    keyframes: std::sync::Arc<keyframes::Keyframes>,
 }
 
 impl Storage {
@@ -138,7 +141,11 @@ impl Storage {
             }
         };
         let batcher = batch::Batcher::start(db.clone());
-        Ok(Self { db, batcher })
+        Ok(Self {
+            db,
+            batcher,
+            keyframes: Default::default(),
+        })
     }
 
     /// Which backend this is.

@@ -40,6 +40,7 @@ mod bulk;
 use serversan_protocol::Report;
 
 use super::db::{Columns, Db, WritePool, is_unique_violation, retry_conflicts, with_pool};
+use super::keyframes::Keyframes;
 use super::{Result, Storage, StorageError, clamp_i64, detail, nonces, servers};
 
 /// The key figures stored as columns of `reports`.
@@ -103,6 +104,10 @@ impl Figures {
     pub fn swap_percent(&self) -> f64 {
         percent(self.swap_used, self.swap_total)
     }
+}
+
+fn encode_error(e: detail::DetailError) -> StorageError {
+    StorageError::Corrupt(format!("cannot encode a report: {e}"))
 }
 
 fn percent(part: i64, whole: i64) -> f64 {
@@ -282,6 +287,9 @@ pub(super) struct Prepared {
     max_per_minute: i64,
     figures: Figures,
     detail: Vec<u8>,
+    /// Whether `detail` is format 1, which may become the server's keyframe
+    /// once stored.
+    is_keyframe: bool,
 }
 
 impl Prepared {
@@ -289,10 +297,41 @@ impl Prepared {
         self.server_id
     }
 
+    /// The report with a format-1 detail.
+    #[cfg(test)]
     fn new(new: &NewReport<'_>) -> Result<Self> {
-        let detail = detail::encode(new.report)
-            .map_err(|e| StorageError::Corrupt(format!("cannot encode a report: {e}")))?;
-        Ok(Self {
+        let detail = detail::encode(new.report).map_err(encode_error)?;
+        Ok(Self::with_detail(new, detail::Encoded::Keyframe(detail)))
+    }
+
+    /// The report with its detail encoded against the server's keyframe
+    /// when `keyframes` has a usable one.
+    fn against(new: &NewReport<'_>, keyframes: &Keyframes) -> Result<Self> {
+        let lease = keyframes.lease(
+            new.server_id,
+            new.key_id,
+            new.report.collected_at,
+            new.received_at,
+        );
+        let encoded = match lease {
+            Some(lease) => detail::encode_against(
+                new.report,
+                detail::Keyframe {
+                    collected_at: lease.collected_at,
+                    detail: &lease.detail,
+                },
+            ),
+            None => detail::encode(new.report).map(detail::Encoded::Keyframe),
+        };
+        Ok(Self::with_detail(new, encoded.map_err(encode_error)?))
+    }
+
+    fn with_detail(new: &NewReport<'_>, encoded: detail::Encoded) -> Self {
+        let (detail, is_keyframe) = match encoded {
+            detail::Encoded::Keyframe(d) => (d, true),
+            detail::Encoded::Delta(d) => (d, false),
+        };
+        Self {
             server_id: new.server_id,
             key_id: new.key_id.map(str::to_owned),
             collected_at: new.report.collected_at,
@@ -303,7 +342,8 @@ impl Prepared {
             max_per_minute: new.max_per_minute,
             figures: Figures::from_report(new.report),
             detail,
-        })
+            is_keyframe,
+        }
     }
 
     /// Why [`servers::ADVANCE`] matched no row, from the row as it is now.
@@ -562,9 +602,29 @@ impl Storage {
     /// every call returns only after that transaction has committed. The
     /// nonce and pacing checks are the database's, so they stay exact
     /// within a batch, across batches and across instances.
+    ///
+    /// The detail is a delta against the server's keyframe when this
+    /// instance has one (see `keyframes`); a report stored whole becomes
+    /// the keyframe, but only once committed.
     pub async fn record_report(&self, new: &NewReport<'_>) -> Result<RecordOutcome> {
-        let prepared = Prepared::new(new)?;
-        self.batcher.submit(prepared).await
+        let prepared = Prepared::against(new, &self.keyframes)?;
+        let keyframe = prepared
+            .is_keyframe
+            .then(|| std::sync::Arc::<[u8]>::from(prepared.detail.as_slice()));
+        let outcome = self.batcher.submit(prepared).await?;
+        // Only a committed row may be referred to.
+        if outcome == RecordOutcome::Stored
+            && let Some(detail) = keyframe
+        {
+            self.keyframes.insert(
+                new.server_id,
+                new.key_id,
+                new.report.collected_at,
+                new.received_at,
+                detail,
+            );
+        }
+        Ok(outcome)
     }
     /// The newest report of a server (by collection time).
     pub async fn latest_report(&self, server_id: i64) -> Result<Option<ReportRow>> {
