@@ -26,9 +26,12 @@
 //!
 //! Then, on per-host sequences a minute apart (see "Sequences and deltas
 //! against a keyframe" below), the size when each report is compressed
-//! against an earlier report of the same host, its keyframe, for
-//! keyframe intervals of 10, 60 and 360 reports: mean and median over all
-//! reports (keyframes included), and median, p90 and max of the deltas.
+//! against an earlier report of the same host, its keyframe: first as the
+//! server stores them (`detail::encode_against`, format 2, a keyframe
+//! every 45 minutes), then for fixed keyframe intervals of 10, 60 and 360
+//! reports, with and without the v1 dictionary in front of the keyframe:
+//! mean and median over all reports (keyframes included), and median,
+//! p90 and max of the deltas.
 //!
 //! Figures move the way real ones do: sizes from /proc are multiples of
 //! 1 KiB (memory) or 4 KiB (resident sets, filesystem blocks), percentages
@@ -618,7 +621,7 @@ impl Measured {
     fn print(&mut self, label: &str) {
         let mean = self.all.iter().sum::<usize>() as f64 / self.all.len().max(1) as f64;
         println!(
-            "{label:<30} {:>5} B {mean:>7.1} B {:>5} B {:>5} B {:>5} B {:>7.1} µs {:>7.1} µs",
+            "{label:<34} {:>5} B {mean:>7.1} B {:>5} B {:>5} B {:>5} B {:>7.1} µs {:>7.1} µs",
             median(&mut self.all),
             median(&mut self.deltas),
             percentile(&mut self.deltas, 0.9),
@@ -652,7 +655,7 @@ fn delta_sizes(
          star deltas against a keyframe every K reports"
     );
     println!(
-        "{:<30} {:>7} {:>9} {:>7} {:>7} {:>7} {:>10} {:>10}",
+        "{:<34} {:>7} {:>9} {:>7} {:>7} {:>7} {:>10} {:>10}",
         "set / scheme", "median", "mean", "δ med", "δ p90", "δ max", "encode", "decode"
     );
     let mut compressor = zstd::bulk::Compressor::new(5)?;
@@ -699,6 +702,56 @@ fn delta_sizes(
             stored.push(encoded);
         }
         plain.print(&format!("{name} format 1"));
+        // As the server stores them (`detail::encode_against`, format 2):
+        // a keyframe serves the reports arriving within 45 minutes
+        // (`storage::keyframes`), unless a delta is not worth it. Times
+        // include everything: the JSON, the keyframe's decompression, the
+        // delta; decoding the report back with its keyframe.
+        let mut stored_as = Measured::default();
+        for seq in hosts {
+            let mut key: Option<(i64, Vec<u8>)> = None;
+            for r in seq {
+                let start = Instant::now();
+                let encoded = match &key {
+                    Some((at, detail)) if r.collected_at - at < 45 * 60 => {
+                        let keyframe = detail::Keyframe {
+                            collected_at: *at,
+                            detail,
+                        };
+                        detail::encode_against(r, keyframe)?
+                    }
+                    _ => detail::Encoded::Keyframe(detail::encode(r)?),
+                };
+                stored_as.encode_ns.push(start.elapsed().as_nanos());
+                let figures = Figures::from_report(r);
+                let columns = detail::Columns {
+                    collected_at: r.collected_at,
+                    figures: &figures,
+                };
+                let (bytes, back) = match encoded {
+                    detail::Encoded::Keyframe(bytes) => {
+                        key = Some((r.collected_at, bytes.clone()));
+                        let start = Instant::now();
+                        let back = detail::decode(&bytes, columns, None)?;
+                        stored_as.decode_ns.push(start.elapsed().as_nanos());
+                        (bytes, back)
+                    }
+                    detail::Encoded::Delta(bytes) => {
+                        let keyframe = key.as_ref().map(|(_, k)| k.as_slice());
+                        let start = Instant::now();
+                        let back = detail::decode(&bytes, columns, keyframe)?;
+                        stored_as.decode_ns.push(start.elapsed().as_nanos());
+                        stored_as.deltas.push(bytes.len());
+                        (bytes, back)
+                    }
+                };
+                if &back != r {
+                    return Err(format!("{name}: a report did not survive").into());
+                }
+                stored_as.all.push(bytes.len());
+            }
+        }
+        stored_as.print(&format!("{name} stored (format 2)"));
         for with_v1 in [false, true] {
             for interval in INTERVALS {
                 let mut m = Measured::default();
