@@ -50,11 +50,12 @@
 //! numbers and names it cannot predict, yet most of them repeat from one
 //! report of a host to the next (mount points, interface names, sizes,
 //! pids, the leading digits of counters). Against a keyframe up to an hour
-//! old, a real host's detail falls from about 290 to 160 bytes and a
-//! varied host's from about 580 to 270, for about the same encoding time
-//! (no v1 dictionary to digest, a smaller one instead) and faster
-//! decoding. Adding the v1 dictionary in front of the keyframe made deltas
-//! larger (longer offsets) and slower, so a delta uses the keyframe alone.
+//! old, a real host's detail falls from about 300 to 160 bytes (mean) and
+//! a varied host's from about 580 to 270, the load generator's from 140 to
+//! 85, for about the same time per report to encode and to decode (the
+//! keyframe's decompression and loading it as a dictionary included).
+//! Adding the v1 dictionary in front of the keyframe made deltas larger
+//! (longer offsets) and slower, so a delta uses the keyframe alone.
 //! The price: reading a delta needs its keyframe's row, and retention must
 //! keep that row as long as the delta.
 //!
