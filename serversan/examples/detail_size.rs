@@ -24,6 +24,15 @@
 //! writes each set's reports as JSON lines (`DIR/SET.jsonl`) for
 //! comparisons with other compressors.
 //!
+//! Then, on per-host sequences a minute apart (see "Sequences and deltas
+//! against a keyframe" below), the size when each report is compressed
+//! against an earlier report of the same host, its keyframe: first as the
+//! server stores them (`detail::encode_against`, format 2, a keyframe
+//! every 45 minutes), then for fixed keyframe intervals of 10, 60 and 360
+//! reports, with and without the v1 dictionary in front of the keyframe:
+//! mean and median over all reports (keyframes included), and median,
+//! p90 and max of the deltas.
+//!
 //! Figures move the way real ones do: sizes from /proc are multiples of
 //! 1 KiB (memory) or 4 KiB (resident sets, filesystem blocks), percentages
 //! have two decimals as the agent rounds them, counters only grow.
@@ -115,7 +124,7 @@ fn main() -> Result<(), Error> {
                 figures: &figures,
             };
             let start = Instant::now();
-            let back = detail::decode(&stored, columns)?;
+            let back = detail::decode(&stored, columns, None)?;
             decode_ns.push(start.elapsed().as_nanos());
             if &back != r {
                 return Err(format!("{name}: a report did not survive").into());
@@ -132,6 +141,7 @@ fn main() -> Result<(), Error> {
             median(&mut decode_ns) as f64 / 1000.0,
         );
     }
+    delta_sizes(&this_host, reports, &sets[1].1, &mut rng)?;
     Ok(())
 }
 
@@ -375,4 +385,412 @@ fn varied(base: &Report, i: i64, rng: &mut Rng) -> Report {
     r.top_cpu = (0..5).map(|_| process(rng)).collect();
     r.top_memory = (0..5).map(|_| process(rng)).collect();
     r
+}
+
+// ---------------------------------------------------------------------
+// Sequences and deltas against a keyframe.
+//
+// The sets above draw every report's figures afresh (`moving`) or even
+// every report's shape (`varied`): right for a fixed dictionary, which
+// sees one report at a time, but not for compressing a report against an
+// earlier one of the same host. The sets below are per-host sequences a
+// minute apart: the shape stays (names, mount points, interfaces, pids),
+// and each figure moves from its last value: filesystems fill or free a
+// little, counters grow at a per-interface rate, resident sets drift by a
+// few pages, processes now and then restart (new pid) or a short-lived one
+// shows up, temperatures drift, sessions rarely change.
+
+/// Report sequences per set, and reports per sequence (12 hours).
+const SEQUENCES: usize = 6;
+const SEQUENCE_LEN: usize = 720;
+
+/// Keyframe intervals measured, in reports.
+const INTERVALS: [usize; 3] = [10, 60, 360];
+
+/// The format-1 dictionary, to get the compact JSON back from a detail.
+const DICTIONARY_V1: &[u8] = include_bytes!("../src/storage/detail-dictionary-v1.txt");
+
+/// A process of a simulated host.
+#[derive(Clone)]
+struct Proc {
+    pid: u32,
+    name: String,
+    memory_bytes: u64,
+    /// Mean CPU ticks (1/100 s) per minute.
+    activity: u64,
+}
+
+/// A host whose reports follow each other a minute apart.
+struct Host {
+    report: Report,
+    procs: Vec<Proc>,
+    /// Per interface, bytes per second received and sent (mean).
+    rates: Vec<(u64, u64)>,
+    /// Whether the CPU frequency moves between reports (bare metal) or not
+    /// (most VMs).
+    frequency_moves: bool,
+    base_frequency: Option<f64>,
+    next_pid: u32,
+}
+
+impl Host {
+    /// A host shaped like `base` (`varied == false`) or like another
+    /// host's report (`varied`, as the `varied` set draws them).
+    fn new(base: &Report, varied_shape: bool, rng: &mut Rng) -> Self {
+        let mut report = if varied_shape {
+            varied(base, 0, rng)
+        } else {
+            base.clone()
+        };
+        report.collected_at = base.collected_at;
+        let mut procs: Vec<Proc> = Vec::new();
+        for p in report.top_cpu.iter().chain(&report.top_memory) {
+            if procs.iter().all(|q| q.pid != p.pid) {
+                procs.push(Proc {
+                    pid: p.pid,
+                    name: p.name.clone(),
+                    memory_bytes: p.memory_bytes,
+                    activity: rng.below(3_000),
+                });
+            }
+        }
+        // The rest of a host's processes: mostly idle daemons.
+        for name in [
+            "systemd",
+            "systemd-journald",
+            "sshd",
+            "cron",
+            "dbus-daemon",
+            "serversan-agent",
+            "rsyslogd",
+        ] {
+            procs.push(Proc {
+                pid: 200 + rng.below(2_000) as u32,
+                name: name.to_owned(),
+                memory_bytes: (4 << 20) + (rng.below(60 << 20) & !4095),
+                activity: rng.below(40),
+            });
+        }
+        let rates = report
+            .network
+            .iter()
+            .map(|n| {
+                if n.rx_bytes == 0 && n.tx_bytes == 0 {
+                    (0, 0)
+                } else if varied_shape {
+                    (rng.below(10_000_000), rng.below(2_000_000))
+                } else {
+                    (rng.below(200_000), rng.below(50_000))
+                }
+            })
+            .collect();
+        let frequency_moves = varied_shape && rng.below(2) == 0;
+        let base_frequency = report.cpu.frequency_mhz;
+        Host {
+            report,
+            procs,
+            rates,
+            frequency_moves,
+            base_frequency,
+            next_pid: 20_000 + rng.below(100_000) as u32,
+        }
+    }
+
+    /// The next report, a minute after the last.
+    fn step(&mut self, rng: &mut Rng) -> Report {
+        let r = &mut self.report;
+        r.collected_at += 60;
+        r.cpu.usage_percent = rng.percent();
+        if let Some(load) = r.load.as_mut() {
+            load.one = rng.below(800) as f64 / 100.0;
+            load.five = rng.below(800) as f64 / 100.0;
+            load.fifteen = rng.below(800) as f64 / 100.0;
+        }
+        if self.frequency_moves {
+            r.cpu.frequency_mhz = self
+                .base_frequency
+                .map(|f| ((f - 800.0).max(800.0) + rng.below(160_000) as f64 / 100.0).round());
+        }
+        let drift = |v: u64, step: u64, rng: &mut Rng| -> u64 {
+            let d = rng.below(2 * step + 1);
+            (v + d).saturating_sub(step)
+        };
+        r.memory.used = drift(r.memory.used, 64 << 20, rng).min(r.memory.total) & !1023;
+        r.memory.available = r.memory.total - r.memory.used;
+        for fs in &mut r.filesystems {
+            fs.used = drift(fs.used, 32 << 20, rng).min(fs.total) & !4095;
+        }
+        for (net, &(rx, tx)) in r.network.iter_mut().zip(&self.rates) {
+            net.rx_bytes += rx * (30 + rng.below(61));
+            net.tx_bytes += tx * (30 + rng.below(61));
+        }
+        r.process_count = (r.process_count + rng.below(7) as u32).saturating_sub(3);
+        // Now and then a process restarts (new pid) or a short-lived one
+        // replaces another.
+        if rng.below(20) == 0 {
+            let k = rng.below(self.procs.len() as u64) as usize;
+            self.next_pid += 1 + rng.below(500) as u32;
+            self.procs[k].pid = self.next_pid;
+            if rng.below(3) == 0 {
+                self.procs[k].name = rng.pick(PROCESSES).to_owned();
+                self.procs[k].activity = rng.below(3_000);
+            }
+        }
+        for p in &mut self.procs {
+            p.memory_bytes = drift(p.memory_bytes, p.memory_bytes / 100, rng).max(4096) & !4095;
+        }
+        let mut infos: Vec<ProcessInfo> = self
+            .procs
+            .iter()
+            .map(|p| {
+                let ticks = drift(p.activity, p.activity / 2 + 1, rng);
+                ProcessInfo {
+                    pid: p.pid,
+                    name: p.name.clone(),
+                    cpu_percent: (ticks as f64 / 60.0 * 100.0).round() / 100.0,
+                    memory_bytes: p.memory_bytes,
+                }
+            })
+            .collect();
+        // As the agent picks them (`collect::top_processes`).
+        infos.sort_by(|a, b| {
+            b.cpu_percent
+                .total_cmp(&a.cpu_percent)
+                .then(b.memory_bytes.cmp(&a.memory_bytes))
+        });
+        let top = r.top_cpu.len().max(r.top_memory.len()).max(1);
+        r.top_cpu = infos
+            .iter()
+            .filter(|p| p.cpu_percent > 0.0)
+            .take(top)
+            .cloned()
+            .collect();
+        infos.sort_by(|a, b| {
+            b.memory_bytes
+                .cmp(&a.memory_bytes)
+                .then(b.cpu_percent.total_cmp(&a.cpu_percent))
+        });
+        infos.truncate(top);
+        r.top_memory = infos;
+        for t in &mut r.temperatures {
+            let tenths = (t.celsius * 10.0).round() as u64;
+            t.celsius = drift(tenths, 15, rng).clamp(250, 950) as f64 / 10.0;
+        }
+        if rng.below(240) == 0 {
+            if r.sessions.is_empty() || rng.below(2) == 0 {
+                r.sessions.push(Session {
+                    user: rng.pick(USERS).to_owned(),
+                    terminal: format!("pts/{}", r.sessions.len()),
+                    from: Some(format!("198.51.100.{}", rng.below(255))),
+                    since: Some(r.collected_at),
+                });
+            } else {
+                r.sessions.pop();
+            }
+        }
+        r.clone()
+    }
+}
+
+/// The compact JSON inside a format-1 detail.
+fn payload(stored: &[u8]) -> Result<Vec<u8>, Error> {
+    let frame = stored.get(1..).ok_or("empty detail")?;
+    Ok(zstd::bulk::Decompressor::with_dictionary(DICTIONARY_V1)?.decompress(frame, 1 << 20)?)
+}
+
+/// Bytes of an unsigned LEB128 varint.
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// Sizes (bytes) and times (ns) of one way of storing a set.
+#[derive(Default)]
+struct Measured {
+    all: Vec<usize>,
+    deltas: Vec<usize>,
+    encode_ns: Vec<u128>,
+    decode_ns: Vec<u128>,
+}
+
+impl Measured {
+    fn print(&mut self, label: &str) {
+        let mean = self.all.iter().sum::<usize>() as f64 / self.all.len().max(1) as f64;
+        println!(
+            "{label:<34} {:>5} B {mean:>7.1} B {:>5} B {:>5} B {:>5} B {:>7.1} µs {:>7.1} µs",
+            median(&mut self.all),
+            median(&mut self.deltas),
+            percentile(&mut self.deltas, 0.9),
+            self.deltas.iter().max().copied().unwrap_or(0),
+            median(&mut self.encode_ns) as f64 / 1000.0,
+            median(&mut self.decode_ns) as f64 / 1000.0,
+        );
+    }
+}
+
+/// Per-host sequences, each report's detail compressed against its
+/// keyframe's compact JSON as a raw-content zstd dictionary (star: every
+/// delta refers to the last keyframe, never to another delta). A delta's
+/// size counts a format byte and the keyframe's `collected_at` as a
+/// zigzag varint of the difference to the report's own; keyframes are
+/// plain format-1 details. `with_v1`: the dictionary is the v1 dictionary
+/// followed by the keyframe's JSON (nearest last, the cheapest offsets).
+///
+/// `drawn` is the `this-host` set cut into sequences: names and pids stay
+/// but every figure is drawn afresh, the worst case for a delta.
+fn delta_sizes(
+    base: &Report,
+    reports: usize,
+    drawn: &[Report],
+    rng: &mut Rng,
+) -> Result<(), Error> {
+    let sequences = reports.div_ceil(SEQUENCE_LEN).max(SEQUENCES);
+    println!();
+    println!(
+        "per-host sequences: {sequences} hosts x {SEQUENCE_LEN} reports a minute apart; \
+         star deltas against a keyframe every K reports"
+    );
+    println!(
+        "{:<34} {:>7} {:>9} {:>7} {:>7} {:>7} {:>10} {:>10}",
+        "set / scheme", "median", "mean", "δ med", "δ p90", "δ max", "encode", "decode"
+    );
+    let mut compressor = zstd::bulk::Compressor::new(5)?;
+    let mut decompressor = zstd::bulk::Decompressor::new()?;
+    let mut sets: Vec<(&str, Vec<Vec<Report>>)> = vec![(
+        "this-host drawn",
+        drawn.chunks(SEQUENCE_LEN).map(<[Report]>::to_vec).collect(),
+    )];
+    for (name, varied_shape) in [("host-seq", false), ("varied-seq", true)] {
+        let hosts: Vec<Vec<Report>> = (0..sequences)
+            .map(|_| {
+                let mut host = Host::new(base, varied_shape, rng);
+                (0..SEQUENCE_LEN).map(|_| host.step(rng)).collect()
+            })
+            .collect();
+        sets.push((name, hosts));
+    }
+    for (name, hosts) in &sets {
+        // Format 1 alone, for comparison.
+        let mut plain = Measured::default();
+        let mut stored: Vec<Vec<(Vec<u8>, Vec<u8>)>> = Vec::new();
+        for seq in hosts {
+            let mut encoded = Vec::new();
+            for r in seq {
+                let start = Instant::now();
+                let detail = detail::encode(r)?;
+                plain.encode_ns.push(start.elapsed().as_nanos());
+                let figures = Figures::from_report(r);
+                let columns = detail::Columns {
+                    collected_at: r.collected_at,
+                    figures: &figures,
+                };
+                let start = Instant::now();
+                let back = detail::decode(&detail, columns, None)?;
+                plain.decode_ns.push(start.elapsed().as_nanos());
+                if &back != r {
+                    return Err(format!("{name}: a report did not survive").into());
+                }
+                plain.all.push(detail.len());
+                plain.deltas.push(detail.len());
+                let json = payload(&detail)?;
+                encoded.push((detail, json));
+            }
+            stored.push(encoded);
+        }
+        plain.print(&format!("{name} format 1"));
+        // As the server stores them (`detail::encode_against`, format 2):
+        // a keyframe serves the reports arriving within 45 minutes
+        // (`storage::keyframes`), unless a delta is not worth it. Times
+        // include everything: the JSON, the keyframe's decompression, the
+        // delta; decoding the report back with its keyframe.
+        let mut stored_as = Measured::default();
+        for seq in hosts {
+            let mut key: Option<(i64, Vec<u8>)> = None;
+            for r in seq {
+                let start = Instant::now();
+                let encoded = match &key {
+                    Some((at, detail)) if r.collected_at - at < 45 * 60 => {
+                        let keyframe = detail::Keyframe {
+                            collected_at: *at,
+                            detail,
+                        };
+                        detail::encode_against(r, keyframe)?
+                    }
+                    _ => detail::Encoded::Keyframe(detail::encode(r)?),
+                };
+                stored_as.encode_ns.push(start.elapsed().as_nanos());
+                let figures = Figures::from_report(r);
+                let columns = detail::Columns {
+                    collected_at: r.collected_at,
+                    figures: &figures,
+                };
+                let (bytes, back) = match encoded {
+                    detail::Encoded::Keyframe(bytes) => {
+                        key = Some((r.collected_at, bytes.clone()));
+                        let start = Instant::now();
+                        let back = detail::decode(&bytes, columns, None)?;
+                        stored_as.decode_ns.push(start.elapsed().as_nanos());
+                        (bytes, back)
+                    }
+                    detail::Encoded::Delta(bytes) => {
+                        let keyframe = key.as_ref().map(|(_, k)| k.as_slice());
+                        let start = Instant::now();
+                        let back = detail::decode(&bytes, columns, keyframe)?;
+                        stored_as.decode_ns.push(start.elapsed().as_nanos());
+                        stored_as.deltas.push(bytes.len());
+                        (bytes, back)
+                    }
+                };
+                if &back != r {
+                    return Err(format!("{name}: a report did not survive").into());
+                }
+                stored_as.all.push(bytes.len());
+            }
+        }
+        stored_as.print(&format!("{name} stored (format 2)"));
+        for with_v1 in [false, true] {
+            for interval in INTERVALS {
+                let mut m = Measured::default();
+                for (seq, encoded) in hosts.iter().zip(&stored) {
+                    let mut dictionary = Vec::new();
+                    let mut key_at = 0;
+                    for (i, (r, (detail, json))) in seq.iter().zip(encoded).enumerate() {
+                        if i % interval == 0 {
+                            dictionary.clear();
+                            if with_v1 {
+                                dictionary.extend_from_slice(DICTIONARY_V1);
+                            }
+                            dictionary.extend_from_slice(json);
+                            key_at = r.collected_at;
+                            m.all.push(detail.len());
+                            continue;
+                        }
+                        let start = Instant::now();
+                        compressor.set_dictionary(5, &dictionary)?;
+                        let frame = compressor.compress(json)?;
+                        m.encode_ns.push(start.elapsed().as_nanos());
+                        let start = Instant::now();
+                        decompressor.set_dictionary(&dictionary)?;
+                        let back = decompressor.decompress(&frame, 1 << 20)?;
+                        m.decode_ns.push(start.elapsed().as_nanos());
+                        if &back != json {
+                            return Err(format!("{name}: a delta did not survive").into());
+                        }
+                        let gap = r.collected_at - key_at;
+                        let zigzag = ((gap << 1) ^ (gap >> 63)) as u64;
+                        let size = 1 + varint_len(zigzag) + frame.len();
+                        m.all.push(size);
+                        m.deltas.push(size);
+                    }
+                }
+                let dict = if with_v1 { "v1+key" } else { "key" };
+                m.print(&format!("{name} K={interval} {dict}"));
+            }
+        }
+    }
+    Ok(())
 }

@@ -19,6 +19,7 @@ on_both_backends!(
     reports_wait_for_their_rollups,
     spooled_reports_go_once_they_arrived_before_the_cutoff,
     deleting_a_server_deletes_its_history,
+    pruning_keeps_the_keyframes_of_what_remains,
 );
 
 const DAY: i64 = 86_400;
@@ -279,4 +280,52 @@ async fn deleting_a_server_deletes_its_history(backend: Backend) {
             .await
             .is_empty()
     );
+}
+
+/// A report every 10 minutes: a keyframe serves the reports arriving in
+/// the 45 minutes after it, so keyframes come every 50 minutes and drift
+/// across hours; the one at 11:50 on day 2 has its deltas after the noon
+/// cutoff. Pruning (in small statements, so keyframes and their deltas
+/// fall into different ones) keeps exactly that keyframe of the older
+/// rows, and every remaining row reads back as the report stored.
+async fn pruning_keeps_the_keyframes_of_what_remains(backend: Backend) {
+    let Some(f) = Fixture::new(backend).await else {
+        return;
+    };
+    let reports = store_series(
+        &f.storage,
+        f.server.id,
+        &mut Host::default(),
+        times(T0 + 17, 600, 3 * 144),
+    )
+    .await;
+    let s = HistorySettings {
+        raw_retention: Duration::from_secs(DAY as u64),
+        batch: 7,
+        ..settings()
+    };
+    let now = T0 + 2 * DAY + 12 * 3600 + 1800;
+    maintain_fully(&f, &s, now).await;
+
+    let cutoff = T0 + DAY + 12 * 3600;
+    let rows = f
+        .storage
+        .recent_reports(f.server.id, 100_000)
+        .await
+        .expect("reports");
+    for row in &rows {
+        let report = row.report().expect("every remaining row decodes");
+        let sent = reports.iter().find(|r| r.collected_at == row.collected_at);
+        assert_eq!(Some(&report), sent);
+    }
+    let older: Vec<(i64, u8)> = rows
+        .iter()
+        .filter(|r| r.collected_at < cutoff)
+        .map(|r| (r.collected_at, r.detail[0]))
+        .collect();
+    assert_eq!(older, [(cutoff - 600 + 17, 1)], "only the keyframe stays");
+    let newer = reports.iter().filter(|r| r.collected_at >= cutoff).count();
+    assert_eq!(rows.len(), newer + 1);
+    let deltas = rows.iter().filter(|r| r.detail[0] == 2).count();
+    assert!(deltas > newer / 2, "{deltas} deltas of {newer}");
 }

@@ -30,6 +30,9 @@ on_both_backends!(
     concurrent_reports_stay_exact,
     two_instances_racing_stay_exact,
     a_stale_pacing_cache_changes_no_outcome,
+    reports_are_stored_as_deltas_against_keyframes,
+    a_lost_or_stale_keyframe_cache_never_loses_a_report,
+    concurrent_deltas_all_read,
 );
 
 fn name(s: &str) -> ServerName {
@@ -463,15 +466,19 @@ enum RawDetail {
 
 /// Stores `report` as ingest does, then overwrites its `detail` the way an
 /// older server (or a broken disk) would have left it; returns the row id.
+/// Stores `report`, then overwrites its detail as an older version would
+/// have written it. Through a handle of its own, as such rows were written
+/// by another process: the row must not be a keyframe this process knows.
 async fn store_with_detail(
-    storage: &Storage,
+    db: &TestDb,
     conn: &mut sqlx::AnyConnection,
     server_id: i64,
     report: &Report,
     detail: RawDetail,
 ) -> i64 {
+    let writer = db.storage().await;
     assert_eq!(
-        store(storage, server_id, report).await,
+        store(&writer, server_id, report).await,
         RecordOutcome::Stored
     );
     let report_id: i64 =
@@ -511,7 +518,7 @@ async fn rows_written_before_compact_details_stay_readable(backend: Backend) {
     old.extra
         .insert("gpu".into(), serde_json::json!({"model": "X"}));
     let json = serde_json::to_string(&old).expect("json");
-    store_with_detail(&storage, &mut conn, server.id, &old, RawDetail::Text(json)).await;
+    store_with_detail(&db, &mut conn, server.id, &old, RawDetail::Text(json)).await;
     if backend == Backend::MySql {
         // The column as it was before migration 0120, holding that row...
         sqlx::raw_sql(
@@ -581,7 +588,7 @@ async fn rows_written_before_0140_stay_readable(backend: Backend) {
     let mut legacy = common::report(180);
     legacy.cpu.logical_cores = 0;
     let legacy_json = RawDetail::Text(serde_json::to_string(&legacy).expect("json"));
-    store_with_detail(&storage, &mut conn, server.id, &legacy, legacy_json).await;
+    store_with_detail(&db, &mut conn, server.id, &legacy, legacy_json).await;
     let mut old = common::report(120);
     old.cpu.logical_cores = u32::MAX;
     old.process_count = u32::MAX;
@@ -656,14 +663,8 @@ async fn a_corrupt_detail_is_a_clear_error(backend: Backend) {
     ];
     for (i, (detail, expected)) in cases.into_iter().enumerate() {
         let report = common::report(200 - 20 * i as i64);
-        let id = store_with_detail(
-            &storage,
-            &mut conn,
-            server.id,
-            &report,
-            RawDetail::Bytes(detail),
-        )
-        .await;
+        let id =
+            store_with_detail(&db, &mut conn, server.id, &report, RawDetail::Bytes(detail)).await;
         let row = storage
             .latest_report(server.id)
             .await
@@ -1035,40 +1036,45 @@ async fn two_instances_racing_stay_exact(backend: Backend) {
         servers.push(server.id);
     }
     let start = unix_now() - 1_000;
-    let mut tasks = tokio::task::JoinSet::new();
-    for &id in &servers {
-        for k in 0..30 {
-            // 5 s apart against a 10 s interval: about every other one fits.
-            let report = common::report(0);
-            let report = Report {
-                collected_at: start + k * 5,
-                ..report
-            };
-            let nonce = serversan_protocol::random_nonce().expect("nonce");
-            for storage in [a.clone(), b.clone()] {
-                let (report, nonce) = (report.clone(), nonce.clone());
-                tasks.spawn(async move {
-                    let outcome = storage
-                        .record_report(&new_report(id, &report, &nonce))
-                        .await;
-                    (id, nonce, outcome.expect("storage works"))
-                });
-            }
-        }
-    }
     let mut stored_nonces = std::collections::HashSet::new();
     let mut nonce_used = Vec::new();
     let mut stored = 0;
-    while let Some(done) = tasks.join_next().await {
-        let (id, nonce, outcome) = done.expect("join");
-        match outcome {
-            RecordOutcome::Stored => {
-                assert!(stored_nonces.insert(nonce), "a nonce was accepted twice");
-                stored += 1;
+    // Two waves: in the second, an instance that stored a report of a
+    // server in the first has a keyframe to encode against (whether its
+    // delta or the other instance's keyframe wins each race varies).
+    for wave in [0..15, 15..30] {
+        let mut tasks = tokio::task::JoinSet::new();
+        for &id in &servers {
+            for k in wave.clone() {
+                // 5 s apart against a 10 s interval: about every other one fits.
+                let report = common::report(0);
+                let report = Report {
+                    collected_at: start + k * 5,
+                    ..report
+                };
+                let nonce = serversan_protocol::random_nonce().expect("nonce");
+                for storage in [a.clone(), b.clone()] {
+                    let (report, nonce) = (report.clone(), nonce.clone());
+                    tasks.spawn(async move {
+                        let outcome = storage
+                            .record_report(&new_report(id, &report, &nonce))
+                            .await;
+                        (id, nonce, outcome.expect("storage works"))
+                    });
+                }
             }
-            RecordOutcome::NonceUsed => nonce_used.push(nonce),
-            RecordOutcome::NotNewer { .. } | RecordOutcome::TooSoon { .. } => {}
-            other => panic!("server {id}: unexpected {other:?}"),
+        }
+        while let Some(done) = tasks.join_next().await {
+            let (id, nonce, outcome) = done.expect("join");
+            match outcome {
+                RecordOutcome::Stored => {
+                    assert!(stored_nonces.insert(nonce), "a nonce was accepted twice");
+                    stored += 1;
+                }
+                RecordOutcome::NonceUsed => nonce_used.push(nonce),
+                RecordOutcome::NotNewer { .. } | RecordOutcome::TooSoon { .. } => {}
+                other => panic!("server {id}: unexpected {other:?}"),
+            }
         }
     }
     for nonce in &nonce_used {
@@ -1097,7 +1103,245 @@ async fn two_instances_racing_stay_exact(backend: Backend) {
             server.last_collected_at,
             rows.first().map(|r| r.collected_at)
         );
+        // Each instance encoded against its own keyframes, committed
+        // batch by batch: every row reads.
+        for row in &rows {
+            let report = row.report().expect("every row decodes");
+            assert_eq!(report.collected_at, row.collected_at);
+        }
     }
+}
+
+/// Format bytes of `storage::detail`.
+const FORMAT_KEYFRAME: u8 = 1;
+const FORMAT_DELTA: u8 = 2;
+
+/// Stores `report` as received 2 s after collection.
+async fn store_received(storage: &Storage, server_id: i64, report: &Report) -> RecordOutcome {
+    let nonce = serversan_protocol::random_nonce().expect("nonce");
+    let received_at = report.collected_at + 2;
+    storage
+        .record_report(&NewReport {
+            server_id,
+            key_id: None,
+            report,
+            nonce: &nonce,
+            nonce_expires_at: received_at + 300,
+            received_at,
+            min_interval_secs: 10,
+            max_per_minute: 1_000,
+        })
+        .await
+        .expect("storage works")
+}
+
+/// A host's report at minute `i` after `start`: the shape stays, figures
+/// move.
+fn minute(start: i64, i: i64) -> Report {
+    let mut r = Report::example(start + 60 * i);
+    r.cpu.usage_percent = (i * 7 % 100) as f64;
+    r.memory.used = (2 << 30) + (i as u64 % 97) * (1 << 20);
+    r.memory.available = r.memory.total - r.memory.used;
+    r.filesystems[0].used += i as u64 * 4096 * 13;
+    r.network[0].rx_bytes += i as u64 * 1_234_567;
+    r.network[0].tx_bytes += i as u64 * 123_457;
+    r.top_cpu[0].memory_bytes += i as u64 * 4096;
+    r.top_cpu[0].cpu_percent = (i % 13) as f64 + 0.25;
+    r
+}
+
+/// A server's reports become deltas against a keyframe, a new keyframe
+/// after [`MAX_USES`](serversan::storage) reports or when the report no
+/// longer looks like the keyframe, and every one reads back exactly.
+async fn reports_are_stored_as_deltas_against_keyframes(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let (server, _) = storage
+        .create_server(1, &name("seq"))
+        .await
+        .expect("create");
+    let start = unix_now() - 200 * 60;
+    let mut sent = Vec::new();
+    for i in 0..150 {
+        let mut report = minute(start, i);
+        if i >= 100 {
+            // Another shape: a keyframe is due.
+            for k in 0..8 {
+                report
+                    .filesystems
+                    .push(serversan_protocol::report::Filesystem {
+                        mount_point: format!("/mnt/volume_{k:02}_{:x}", 0x9e37_79b9_u64 * k),
+                        fs_type: "xfs".into(),
+                        total: (1 << 40) + k * 4096,
+                        used: (1 << 38) + k * 8192,
+                    });
+            }
+        }
+        assert_eq!(
+            store_received(&storage, server.id, &report).await,
+            RecordOutcome::Stored
+        );
+        sent.push(report);
+    }
+    let mut rows = storage
+        .recent_reports(server.id, 1_000)
+        .await
+        .expect("rows");
+    rows.reverse();
+    assert_eq!(rows.len(), sent.len());
+    let formats: Vec<u8> = rows.iter().map(|r| r.detail[0]).collect();
+    let keyframes: Vec<usize> = (0..formats.len())
+        .filter(|&i| formats[i] == FORMAT_KEYFRAME)
+        .collect();
+    // A keyframe serves the reports arriving within 45 minutes of it; one
+    // more where the shape changed.
+    assert_eq!(keyframes, [0, 45, 90, 100, 145], "{formats:?}");
+    assert!(
+        formats
+            .iter()
+            .all(|f| [FORMAT_KEYFRAME, FORMAT_DELTA].contains(f))
+    );
+    for (row, report) in rows.iter().zip(&sent) {
+        assert_eq!(&row.report().expect("rebuilt"), report, "lossless");
+        assert_eq!(
+            row.keyframe.is_some(),
+            row.detail[0] == FORMAT_DELTA,
+            "a delta is read with its keyframe, nothing else is"
+        );
+    }
+    let size = |f: u8| {
+        let sizes: Vec<usize> = rows
+            .iter()
+            .filter(|r| r.detail[0] == f)
+            .map(|r| r.detail.len())
+            .collect();
+        sizes.iter().sum::<usize>() / sizes.len()
+    };
+    assert!(
+        size(FORMAT_DELTA) * 2 < size(FORMAT_KEYFRAME),
+        "deltas {} B, keyframes {} B",
+        size(FORMAT_DELTA),
+        size(FORMAT_KEYFRAME)
+    );
+    // The latest report alone, and the last two, read with their keyframe.
+    let latest = storage
+        .latest_report(server.id)
+        .await
+        .expect("latest")
+        .expect("some");
+    assert_eq!(latest.report().expect("rebuilt"), sent[149]);
+    let two = storage.last_two_reports(server.id).await.expect("two");
+    assert_eq!(two[1].report().expect("rebuilt"), sent[148]);
+}
+
+/// A second instance (its own, empty keyframe cache), a new handle (a
+/// restart) and refused reports never leave a delta without its keyframe:
+/// a report refused by the database must not become a keyframe, since
+/// its row does not exist.
+async fn a_lost_or_stale_keyframe_cache_never_loses_a_report(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let (a, b) = (db.storage().await, db.storage().await);
+    let (server, _) = a.create_server(1, &name("two")).await.expect("create");
+    let start = unix_now() - 100 * 60;
+    let at = |secs: i64| minute(start, 0).collected_at + secs;
+    let report = |secs: i64| {
+        let mut r = minute(start, secs / 60 + 1);
+        r.collected_at = at(secs);
+        r
+    };
+    // The third handle is a restart: nothing cached.
+    let c = db.storage().await;
+    let steps: [(&Storage, i64, &str); 10] = [
+        (&a, 0, "Stored"),    // a's keyframe
+        (&a, 60, "Stored"),   // delta against 0
+        (&b, 65, "TooSoon"),  // b's would-be keyframe: refused
+        (&b, 60, "NotNewer"), // likewise
+        (&b, 120, "Stored"),  // so this one is a keyframe
+        (&a, 180, "Stored"),  // delta against 0
+        (&b, 240, "Stored"),  // delta against 120
+        (&c, 300, "Stored"),  // keyframe
+        (&c, 360, "Stored"),  // delta against 300
+        (&a, 420, "Stored"),  // delta against 0, still
+    ];
+    let mut sent = Vec::new();
+    for (storage, secs, expect) in steps {
+        let r = report(secs);
+        let outcome = store_received(storage, server.id, &r).await;
+        let kind = format!("{outcome:?}");
+        assert!(kind.starts_with(expect), "at {secs}: {kind}");
+        if outcome == RecordOutcome::Stored {
+            sent.push(r);
+        }
+    }
+    let mut rows = a.recent_reports(server.id, 100).await.expect("rows");
+    rows.reverse();
+    let formats: Vec<u8> = rows.iter().map(|r| r.detail[0]).collect();
+    assert_eq!(formats, [1, 2, 1, 2, 2, 1, 2, 2]);
+    for (row, report) in rows.iter().zip(&sent) {
+        assert_eq!(&row.report().expect("rebuilt"), report);
+    }
+    let keyframe_of = |i: usize| {
+        serversan::storage::detail::keyframe_at(&rows[i].detail, rows[i].collected_at)
+            .expect("reference")
+    };
+    assert_eq!(keyframe_of(3), Some(at(0)));
+    assert_eq!(keyframe_of(4), Some(at(120)));
+    assert_eq!(keyframe_of(6), Some(at(300)));
+    assert_eq!(keyframe_of(7), Some(at(0)));
+}
+
+/// Deltas of many servers stored at once (batched; on MariaDB by 4
+/// concurrent writers), against keyframes stored before: every row reads.
+async fn concurrent_deltas_all_read(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let start = unix_now() - 100 * 60;
+    let mut servers = Vec::new();
+    for i in 0..20 {
+        let (server, _) = storage
+            .create_server(1, &name(&format!("many{i}")))
+            .await
+            .expect("create");
+        assert_eq!(
+            store_received(&storage, server.id, &minute(start, 0)).await,
+            RecordOutcome::Stored
+        );
+        servers.push(server.id);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for &id in &servers {
+        for i in 1..6 {
+            let storage = storage.clone();
+            tasks.spawn(async move {
+                let report = minute(start, i);
+                (store_received(&storage, id, &report).await, report)
+            });
+        }
+    }
+    let mut stored = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (outcome, _) = done.expect("join");
+        stored += usize::from(outcome == RecordOutcome::Stored);
+    }
+    assert!(stored >= servers.len(), "{stored}");
+    let mut deltas = 0;
+    for &id in &servers {
+        for row in storage.recent_reports(id, 100).await.expect("rows") {
+            let report = row.report().expect("every row decodes");
+            assert_eq!(report, minute(start, (row.collected_at - start) / 60));
+            deltas += usize::from(row.detail[0] == FORMAT_DELTA);
+        }
+    }
+    assert_eq!(
+        deltas, stored,
+        "every report after the keyframes is a delta"
+    );
 }
 
 /// On MariaDB each instance keeps its servers' pacing rows as it last

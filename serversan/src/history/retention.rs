@@ -17,7 +17,7 @@
 use super::rollup::rolled_up_to;
 use super::settings::HistorySettings;
 use crate::storage::db::{Columns, Db, retry_conflicts, with_pool};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Storage, StorageError, detail};
 
 /// What one pass of [`prune`] deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,10 +43,17 @@ pub async fn prune(
         let below = received_before(storage, cutoff, rolled.saturating_add(1)).await?;
         let sql = raw_sql(storage.db(), batch);
         let binds = [cutoff, below];
-        let (n, more) = repeat(settings, max_batches, batch, || {
+        let (mut n, mut more) = repeat(settings, max_batches, batch, || {
             delete(storage, &sql, &binds)
         })
         .await?;
+        if n > 0 && !more {
+            // Keyframes whose last deltas the last statement deleted (a
+            // statement checks them against the rows as they were).
+            let freed = delete(storage, &sql, &binds).await?;
+            n += freed;
+            more = freed >= batch;
+        }
         pass.reports = n;
         pass.more |= more;
     }
@@ -65,15 +72,40 @@ pub async fn prune(
 
 /// Reports collected before a cutoff among those below an id (binds:
 /// cutoff, id bound from [`received_before`]): a range of the primary key.
+///
+/// Except keyframes still needed: a format-1 row stays while a delta
+/// (format 2) of its server is stored within
+/// [`detail::MAX_KEYFRAME_GAP_SECS`] after it, since that delta may be
+/// encoded against it (see `storage::detail`). A delta is never collected
+/// before its keyframe, so the check is a short range of the
+/// `(server_id, collected_at)` index; it may keep a keyframe that only a
+/// delta of another keyframe lies after, until that delta goes too. A
+/// statement sees the rows as they were before it, so a keyframe whose
+/// deltas it deletes goes with the next statement ([`prune`] runs one
+/// more). Deltas being written meanwhile never refer to a row this old
+/// (`storage::keyframes`).
 fn raw_sql(db: &Db, batch: u64) -> String {
+    let gap = detail::MAX_KEYFRAME_GAP_SECS;
+    let (keyframe, delta) = (detail::FORMAT_ZSTD_V1, detail::FORMAT_ZSTD_DELTA);
     match db {
         Db::Sqlite(_) => format!(
-            "DELETE FROM reports WHERE id IN (SELECT id FROM reports \
-             WHERE collected_at < ? AND id < ? LIMIT {batch})"
+            "DELETE FROM reports WHERE id IN (SELECT id FROM reports k \
+             WHERE collected_at < ? AND id < ? \
+             AND (substr(detail, 1, 1) <> X'{keyframe:02x}' OR NOT EXISTS (\
+             SELECT 1 FROM reports d WHERE d.server_id = k.server_id \
+             AND d.collected_at > k.collected_at AND d.collected_at <= k.collected_at + {gap} \
+             AND substr(d.detail, 1, 1) = X'{delta:02x}')) \
+             LIMIT {batch})"
         ),
-        Db::MySql(_) => {
-            format!("DELETE FROM reports WHERE collected_at < ? AND id < ? LIMIT {batch}")
-        }
+        Db::MySql(_) => format!(
+            "DELETE FROM reports WHERE collected_at < ? AND id < ? \
+             AND (SUBSTRING(detail, 1, 1) <> X'{keyframe:02x}' OR NOT EXISTS (\
+             SELECT 1 FROM reports d WHERE d.server_id = reports.server_id \
+             AND d.collected_at > reports.collected_at \
+             AND d.collected_at <= reports.collected_at + {gap} \
+             AND SUBSTRING(d.detail, 1, 1) = X'{delta:02x}')) \
+             LIMIT {batch}"
+        ),
     }
 }
 

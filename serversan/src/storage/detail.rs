@@ -19,6 +19,18 @@
 //!   columns only what the JSON lacks.
 //!   So a row's columns are part of its report: nothing may rewrite them
 //!   (nothing does; reports are only inserted and deleted).
+//! - `2` ([`FORMAT_ZSTD_DELTA`]): a delta against a *keyframe*, an earlier
+//!   format-1 row of the same server. After the format byte, how many
+//!   seconds the keyframe's `collected_at` lies before the row's own (an
+//!   unsigned LEB128 varint, 1 to [`MAX_KEYFRAME_GAP_SECS`]: since
+//!   `(server_id, collected_at)` is unique, this names the keyframe's row),
+//!   then a zstd frame of the same reduced JSON as format 1, compressed
+//!   with the keyframe's reduced JSON as a raw-content dictionary (not the
+//!   v1 dictionary). [`keyframe_at`] says which row [`decode`] needs too.
+//!   Star-shaped: a delta refers to a format-1 row, never to another
+//!   delta, so a read takes exactly one more row. Writers (see
+//!   `storage::keyframes`) only encode against a keyframe already
+//!   committed, and retention keeps a keyframe while a row may refer to it.
 //!
 //! Why this form (measured on three sets of reports, see BENCHMARKS.md
 //! "Storage size"): JSON already round-trips everything a report can hold
@@ -32,6 +44,20 @@
 //! and block headers); zstd was chosen for fast decoding, a level to trade
 //! time for size, and one well-kept crate that takes a dictionary both
 //! ways (flate2 needs its zlib backend for preset dictionaries).
+//!
+//! Why deltas (format 2; measured with `examples/detail_size.rs` on
+//! per-host sequences a minute apart): what a fixed dictionary leaves is
+//! numbers and names it cannot predict, yet most of them repeat from one
+//! report of a host to the next (mount points, interface names, sizes,
+//! pids, the leading digits of counters). Against a keyframe up to an hour
+//! old, a real host's detail falls from about 300 to 160 bytes (mean) and
+//! a varied host's from about 580 to 270, the load generator's from 140 to
+//! 85, for about the same time per report to encode and to decode (the
+//! keyframe's decompression and loading it as a dictionary included).
+//! Adding the v1 dictionary in front of the keyframe made deltas larger
+//! (longer offsets) and slower, so a delta uses the keyframe alone.
+//! The price: reading a delta needs its keyframe's row, and retention must
+//! keep that row as long as the delta.
 //!
 //! The dictionary belongs to the format: rows written with it can only be
 //! read with it, so `detail-dictionary-v1.txt` must never change. A better
@@ -53,6 +79,16 @@ use super::reports::Figures;
 
 /// Format byte of zstd-compressed reduced JSON with dictionary v1.
 pub const FORMAT_ZSTD_V1: u8 = 1;
+
+/// Format byte of a delta: the reduced JSON zstd-compressed against a
+/// keyframe's (see the module doc).
+pub const FORMAT_ZSTD_DELTA: u8 = 2;
+
+/// Longest a delta reaches back: its `collected_at` is at most this many
+/// seconds after its keyframe's. Part of the format: retention relies on
+/// it to find, within the server's index range, the rows that may still
+/// refer to a keyframe.
+pub const MAX_KEYFRAME_GAP_SECS: i64 = 45 * 60;
 
 /// First byte of a row written before compact details (plain JSON text).
 const LEGACY_JSON: u8 = b'{';
@@ -92,6 +128,14 @@ pub enum DetailError {
     Json(serde_json::Error),
     #[error("cannot encode the report: {0}")]
     Encode(String),
+    #[error(
+        "the detail is a delta against the report collected at {0}, which was not read with it"
+    )]
+    MissingKeyframe(i64),
+    #[error("the detail's keyframe has format {0:#04x}; only format 0x01 can be one")]
+    BadKeyframe(u8),
+    #[error("the detail's reference to its keyframe is malformed")]
+    BadReference,
 }
 
 /// What the row's columns hold, which [`decode`] puts back into the report.
@@ -115,12 +159,103 @@ thread_local! {
         const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { RefCell::new(None) };
+    /// Contexts for deltas: their dictionary (a keyframe's JSON, copied in)
+    /// changes with every call.
+    static DELTA_COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { RefCell::new(None) };
+    static DELTA_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
 }
 
-/// The bytes to store in `detail` for `report`.
+/// A stored format-1 detail that later reports of the same server may be
+/// encoded against, and the `collected_at` of its row (which, with the
+/// server, names the row).
+#[derive(Debug, Clone, Copy)]
+pub struct Keyframe<'a> {
+    pub collected_at: i64,
+    pub detail: &'a [u8],
+}
+
+/// What [`encode_against`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encoded {
+    /// A format-1 detail, which may serve as a keyframe once stored.
+    Keyframe(Vec<u8>),
+    /// A delta (format 2): readable only with its keyframe's row.
+    Delta(Vec<u8>),
+}
+
+/// The bytes to store in `detail` for `report`: a format-1 detail, which
+/// needs no other row.
 pub fn encode(report: &Report) -> Result<Vec<u8>, DetailError> {
-    let json = serde_json::to_vec(&Reduced::new(report))
-        .map_err(|e| DetailError::Encode(e.to_string()))?;
+    compress_v1(&reduced_json(report)?)
+}
+
+/// The bytes to store in `detail` for `report`, a delta against
+/// `keyframe` (a stored detail of the same server) when that is worth it:
+/// the report is collected after the keyframe, at most
+/// [`MAX_KEYFRAME_GAP_SECS`] later, and the delta is less than 3/4 of the
+/// keyframe's own size. Otherwise a format-1 detail, which the caller
+/// should make the server's next keyframe: the report has drifted from the
+/// keyframe. (The keyframe's size stands for the report's own format-1
+/// size, which would cost a second compression to know: reports of one
+/// server have nearly the same size.)
+pub fn encode_against(report: &Report, keyframe: Keyframe<'_>) -> Result<Encoded, DetailError> {
+    let json = reduced_json(report)?;
+    let gap = report.collected_at.checked_sub(keyframe.collected_at);
+    if let Some(gap) = gap.filter(|g| (1..=MAX_KEYFRAME_GAP_SECS).contains(g))
+        && let Some((&FORMAT_ZSTD_V1, frame)) = keyframe.detail.split_first()
+    {
+        // A keyframe that does not decompress (it came from this process's
+        // own cache, so it never happens) only costs the delta.
+        if let Ok(dictionary) = decompress_v1(frame) {
+            let delta = DELTA_COMPRESSOR.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                let compressor = match &mut *slot {
+                    Some(c) => c,
+                    None => slot.insert(zstd::bulk::Compressor::new(LEVEL)?),
+                };
+                // The JSON starts with `{`, never with zstd's dictionary
+                // magic number: zstd takes it as raw content.
+                compressor.set_dictionary(LEVEL, &dictionary)?;
+                compressor.compress(&json)
+            });
+            let delta = delta.map_err(|e| DetailError::Encode(e.to_string()))?;
+            let mut out = Vec::with_capacity(4 + delta.len());
+            out.push(FORMAT_ZSTD_DELTA);
+            put_varint(&mut out, gap.unsigned_abs());
+            out.extend_from_slice(&delta);
+            if out.len() * 4 < keyframe.detail.len() * 3 {
+                return Ok(Encoded::Delta(out));
+            }
+        }
+    }
+    compress_v1(&json).map(Encoded::Keyframe)
+}
+
+/// The `collected_at` of the keyframe a detail is a delta against, `None`
+/// when it needs no other row. `collected_at` is the detail's own row's.
+pub fn keyframe_at(detail: &[u8], collected_at: i64) -> Result<Option<i64>, DetailError> {
+    match detail.split_first() {
+        Some((&FORMAT_ZSTD_DELTA, rest)) => {
+            let (gap, _) = read_varint(rest).ok_or(DetailError::BadReference)?;
+            let gap = i64::try_from(gap).map_err(|_| DetailError::BadReference)?;
+            collected_at
+                .checked_sub(gap)
+                .map(Some)
+                .ok_or(DetailError::BadReference)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The report's compact JSON, what every format compresses.
+fn reduced_json(report: &Report) -> Result<Vec<u8>, DetailError> {
+    serde_json::to_vec(&Reduced::new(report)).map_err(|e| DetailError::Encode(e.to_string()))
+}
+
+/// A format-1 detail of `json`.
+fn compress_v1(json: &[u8]) -> Result<Vec<u8>, DetailError> {
     let compressed = COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         let compressor = match &mut *slot {
@@ -129,7 +264,7 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, DetailError> {
                 &ENCODER_DICTIONARY,
             )?),
         };
-        compressor.compress(&json)
+        compressor.compress(json)
     });
     let compressed = compressed.map_err(|e| DetailError::Encode(e.to_string()))?;
     let mut out = Vec::with_capacity(1 + compressed.len());
@@ -138,44 +273,104 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, DetailError> {
     Ok(out)
 }
 
+/// The size a frame records. Frames written here always record it;
+/// allocating that, never a guess, keeps a corrupt header from making a
+/// reader allocate the whole cap.
+fn frame_size(frame: &[u8]) -> Result<usize, DetailError> {
+    if frame.is_empty() {
+        // zstd reads no frames as empty output: say what it is.
+        return Err(DetailError::Truncated);
+    }
+    match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(size)) if size <= MAX_DECODED as u64 => Ok(size as usize),
+        _ => Err(DetailError::Decompress(std::io::Error::other(
+            "no valid frame header with the content size",
+        ))),
+    }
+}
+
+/// The JSON in the frame of a format-1 detail.
+fn decompress_v1(frame: &[u8]) -> Result<Vec<u8>, DetailError> {
+    let size = frame_size(frame)?;
+    let json = DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let decompressor = match &mut *slot {
+            Some(d) => d,
+            None => slot.insert(zstd::bulk::Decompressor::with_prepared_dictionary(
+                &DECODER_DICTIONARY,
+            )?),
+        };
+        decompressor.decompress(frame, size)
+    });
+    json.map_err(DetailError::Decompress)
+}
+
 /// The report stored as `detail` in a row with these `columns`.
-pub fn decode(detail: &[u8], columns: Columns<'_>) -> Result<Report, DetailError> {
+/// `keyframe` is the detail of the row [`keyframe_at`] names (same
+/// server), which a delta cannot be read without; other formats ignore it.
+pub fn decode(
+    detail: &[u8],
+    columns: Columns<'_>,
+    keyframe: Option<&[u8]>,
+) -> Result<Report, DetailError> {
     let (&format, rest) = detail.split_first().ok_or(DetailError::Empty)?;
-    match format {
-        LEGACY_JSON => serde_json::from_slice(detail).map_err(DetailError::Json),
-        FORMAT_ZSTD_V1 => {
-            if rest.is_empty() {
-                // zstd reads no frames as empty output: say what it is.
-                return Err(DetailError::Truncated);
-            }
-            // Frames written here always record their size; allocate that,
-            // never a guess (zstd would otherwise take the whole cap).
-            let size = match zstd::zstd_safe::get_frame_content_size(rest) {
-                Ok(Some(size)) if size <= MAX_DECODED as u64 => size as usize,
-                _ => {
-                    return Err(DetailError::Decompress(std::io::Error::other(
-                        "no valid frame header with the content size",
-                    )));
-                }
+    let json = match format {
+        LEGACY_JSON => return serde_json::from_slice(detail).map_err(DetailError::Json),
+        FORMAT_ZSTD_V1 => decompress_v1(rest)?,
+        FORMAT_ZSTD_DELTA => {
+            let (_, frame) = read_varint(rest).ok_or(DetailError::BadReference)?;
+            let key_at = keyframe_at(detail, columns.collected_at)?.unwrap_or_default();
+            let keyframe = keyframe.ok_or(DetailError::MissingKeyframe(key_at))?;
+            let dictionary = match keyframe.split_first() {
+                Some((&FORMAT_ZSTD_V1, key_frame)) => decompress_v1(key_frame)?,
+                Some((&other, _)) => return Err(DetailError::BadKeyframe(other)),
+                None => return Err(DetailError::BadKeyframe(0)),
             };
-            let json = DECOMPRESSOR.with(|cell| {
+            let size = frame_size(frame)?;
+            let json = DELTA_DECOMPRESSOR.with(|cell| {
                 let mut slot = cell.borrow_mut();
                 let decompressor = match &mut *slot {
                     Some(d) => d,
-                    None => slot.insert(zstd::bulk::Decompressor::with_prepared_dictionary(
-                        &DECODER_DICTIONARY,
-                    )?),
+                    None => slot.insert(zstd::bulk::Decompressor::new()?),
                 };
-                decompressor.decompress(rest, size)
+                decompressor.set_dictionary(&dictionary)?;
+                decompressor.decompress(frame, size)
             });
-            let json = json.map_err(DetailError::Decompress)?;
-            let mut map: Map<String, Value> =
-                serde_json::from_slice(&json).map_err(DetailError::Json)?;
-            restore_held(&mut map, columns);
-            serde_json::from_value(Value::Object(map)).map_err(DetailError::Json)
+            json.map_err(DetailError::Decompress)?
         }
-        other => Err(DetailError::UnknownFormat(other)),
+        other => return Err(DetailError::UnknownFormat(other)),
+    };
+    let mut map: Map<String, Value> = serde_json::from_slice(&json).map_err(DetailError::Json)?;
+    restore_held(&mut map, columns);
+    serde_json::from_value(Value::Object(map)).map_err(DetailError::Json)
+}
+
+/// Appends `v` as an unsigned LEB128 varint (a keyframe a minute back
+/// takes 1 byte, 45 minutes back 2).
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
     }
+    out.push(v as u8);
+}
+
+/// An unsigned LEB128 varint at the start of `bytes`, and what follows it;
+/// `None` when it is cut off or longer than a `u64`.
+fn read_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut v: u64 = 0;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        let bits = u64::from(b & 0x7f);
+        let shift = 7 * i as u32;
+        if shift == 63 && bits > 1 {
+            return None;
+        }
+        v |= bits << shift;
+        if b & 0x80 == 0 {
+            return Some((v, &bytes[i + 1..]));
+        }
+    }
+    None
 }
 
 /// Whether a float column gives back exactly `x`: not for negative zero
@@ -354,7 +549,7 @@ mod tests {
             collected_at: report.collected_at,
             figures: &figures,
         };
-        let back = decode(&stored, columns).expect("decodes");
+        let back = decode(&stored, columns, None).expect("decodes");
         assert_eq!(&back, report);
         assert_eq!(
             serde_json::to_string(&back).expect("json"),
@@ -533,6 +728,7 @@ mod tests {
                 collected_at: 5,
                 figures: &figures,
             },
+            None,
         )
         .expect("decodes");
         assert_eq!(back.hostname, "renamed");
@@ -555,6 +751,7 @@ mod tests {
                 collected_at: 1,
                 figures: &other,
             },
+            None,
         )
         .expect("decodes");
         assert_eq!(back, report);
@@ -568,6 +765,7 @@ mod tests {
                 collected_at: 1,
                 figures: &figures,
             },
+            None,
         )
         .expect_err("must not decode")
     }
@@ -576,8 +774,8 @@ mod tests {
     fn bad_details_are_errors() {
         assert!(matches!(decode_err(b""), DetailError::Empty));
         assert!(matches!(
-            decode_err(&[2, 1, 2, 3]),
-            DetailError::UnknownFormat(2)
+            decode_err(&[3, 1, 2, 3]),
+            DetailError::UnknownFormat(3)
         ));
         assert!(matches!(
             decode_err(b"[1]"),
@@ -608,6 +806,7 @@ mod tests {
                 collected_at: 1,
                 figures: &figures,
             },
+            None,
         );
         // A frame that does not record its size (this server never writes
         // one): refused before anything is allocated for it.
@@ -633,6 +832,147 @@ mod tests {
                 .expect("compresses"),
         );
         assert!(matches!(decode_err(&not_a_report), DetailError::Json(_)));
+    }
+
+    fn delta_of(report: &Report, key_at: i64, key: &[u8]) -> Vec<u8> {
+        let keyframe = Keyframe {
+            collected_at: key_at,
+            detail: key,
+        };
+        match encode_against(report, keyframe).expect("encodes") {
+            Encoded::Delta(delta) => delta,
+            Encoded::Keyframe(_) => panic!("expected a delta"),
+        }
+    }
+
+    #[test]
+    fn a_delta_round_trips_with_its_keyframe_and_only_with_it() {
+        let t = 1_700_000_000;
+        let key = encode(&Report::example(t)).expect("encodes");
+        let mut later = Report::example(t + 60);
+        later.cpu.usage_percent = 42.5;
+        later.top_cpu[0].memory_bytes += 4096;
+        later.filesystems[0].used += 1 << 20;
+        let delta = delta_of(&later, t, &key);
+        assert_eq!(delta[0], FORMAT_ZSTD_DELTA);
+        assert!(
+            delta.len() * 2 < key.len(),
+            "{} vs {}",
+            delta.len(),
+            key.len()
+        );
+        assert_eq!(keyframe_at(&delta, t + 60).expect("reference"), Some(t));
+        assert_eq!(keyframe_at(&key, t + 60).expect("reference"), None);
+        let figures = Figures::from_report(&later);
+        let columns = Columns {
+            collected_at: later.collected_at,
+            figures: &figures,
+        };
+        assert_eq!(decode(&delta, columns, Some(&key)).expect("decodes"), later);
+        assert!(matches!(
+            decode(&delta, columns, None),
+            Err(DetailError::MissingKeyframe(at)) if at == t
+        ));
+        // Star, never a chain: a delta is no keyframe.
+        assert!(matches!(
+            decode(&delta, columns, Some(&delta)),
+            Err(DetailError::BadKeyframe(FORMAT_ZSTD_DELTA))
+        ));
+        // The varint: 45 minutes back takes 2 bytes.
+        let far = Report::example(t + MAX_KEYFRAME_GAP_SECS);
+        let delta = delta_of(&far, t, &key);
+        assert_eq!(
+            keyframe_at(&delta, far.collected_at).expect("reference"),
+            Some(t)
+        );
+        let figures = Figures::from_report(&far);
+        let columns = Columns {
+            collected_at: far.collected_at,
+            figures: &figures,
+        };
+        assert_eq!(decode(&delta, columns, Some(&key)).expect("decodes"), far);
+    }
+
+    #[test]
+    fn a_keyframe_is_written_when_a_delta_is_not_worth_it() {
+        let t = 1_700_000_000;
+        let key = encode(&Report::example(t)).expect("encodes");
+        let keyframe = |collected_at, detail| Keyframe {
+            collected_at,
+            detail,
+        };
+        let is_keyframe = |report: &Report, key: Keyframe<'_>| {
+            matches!(
+                encode_against(report, key).expect("encodes"),
+                Encoded::Keyframe(k) if k == encode(report).expect("encodes")
+            )
+        };
+        // Not after the keyframe, or too long after it.
+        assert!(is_keyframe(&Report::example(t), keyframe(t, &key)));
+        assert!(is_keyframe(&Report::example(t - 60), keyframe(t, &key)));
+        assert!(is_keyframe(
+            &Report::example(t + MAX_KEYFRAME_GAP_SECS + 1),
+            keyframe(t, &key)
+        ));
+        // The keyframe is not a format-1 detail.
+        let delta = delta_of(&Report::example(t + 60), t, &key);
+        assert!(is_keyframe(
+            &Report::example(t + 120),
+            keyframe(t + 60, &delta)
+        ));
+        assert!(is_keyframe(&Report::example(t + 60), keyframe(t, b"")));
+        // The report is unlike its keyframe: the delta would not be smaller.
+        let mut sparse = Report::example(t);
+        sparse.filesystems.clear();
+        sparse.network.clear();
+        sparse.top_cpu.clear();
+        sparse.top_memory.clear();
+        sparse.temperatures.clear();
+        let small = encode(&sparse).expect("encodes");
+        assert!(is_keyframe(&Report::example(t + 60), keyframe(t, &small)));
+    }
+
+    #[test]
+    fn bad_references_are_errors() {
+        for detail in [
+            vec![FORMAT_ZSTD_DELTA],
+            vec![FORMAT_ZSTD_DELTA, 0x80],
+            vec![
+                FORMAT_ZSTD_DELTA,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0x7f,
+            ],
+        ] {
+            assert!(matches!(
+                keyframe_at(&detail, 0),
+                Err(DetailError::BadReference)
+            ));
+            assert!(matches!(decode_err(&detail), DetailError::BadReference));
+        }
+        assert!(matches!(
+            keyframe_at(&[FORMAT_ZSTD_DELTA, 2], i64::MIN),
+            Err(DetailError::BadReference)
+        ));
+        // A delta whose frame is cut off, with its keyframe at hand.
+        let t = 1_700_000_000;
+        let key = encode(&Report::example(t)).expect("encodes");
+        let delta = delta_of(&Report::example(t + 60), t, &key);
+        let figures = Figures::from_report(&Report::example(t + 60));
+        let columns = Columns {
+            collected_at: t + 60,
+            figures: &figures,
+        };
+        for len in 1..delta.len() {
+            assert!(decode(&delta[..len], columns, Some(&key)).is_err());
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod batch;
 mod checkpoint;
 pub(crate) mod db;
 pub mod detail;
+mod keyframes;
 mod leases;
 mod migrations;
 pub(crate) mod multirow;
@@ -94,6 +95,8 @@ pub struct Storage {
     writer: Db,
     /// Group commit of accepted reports (see `batch`).
     batcher: batch::Batcher,
+    /// Each server's keyframe for the next report's detail.
+    keyframes: std::sync::Arc<keyframes::Keyframes>,
 }
 
 impl Storage {
@@ -172,6 +175,7 @@ impl Storage {
             db,
             writer,
             batcher,
+            keyframes: Default::default(),
         })
     }
 

@@ -43,6 +43,7 @@ pub(super) use cache::PacingCache;
 use serversan_protocol::Report;
 
 use super::db::{Columns, Db, WritePool, is_unique_violation, retry_conflicts, with_pool};
+use super::keyframes::Keyframes;
 use super::{Result, Storage, StorageError, clamp_i64, detail, nonces, servers};
 
 /// The key figures stored as columns of `reports`.
@@ -108,6 +109,10 @@ impl Figures {
     }
 }
 
+fn encode_error(e: detail::DetailError) -> StorageError {
+    StorageError::Corrupt(format!("cannot encode a report: {e}"))
+}
+
 fn percent(part: i64, whole: i64) -> f64 {
     if whole <= 0 {
         0.0
@@ -125,9 +130,14 @@ pub struct ReportRow {
     pub received_at: i64,
     pub figures: Figures,
     /// What the columns do not hold of the report, encoded by
-    /// [`detail::encode`] (or, in rows written before, the whole report as
-    /// JSON text).
+    /// [`detail::encode`] or [`detail::encode_against`] (or, in rows
+    /// written before, the whole report as JSON text).
     pub detail: Vec<u8>,
+    /// The detail of the row `detail` is a delta against (see
+    /// [`detail::keyframe_at`]), read along with it; `None` when it needs
+    /// none, or when that row is missing (then [`ReportRow::report`] says
+    /// so).
+    pub keyframe: Option<Vec<u8>>,
 }
 
 impl ReportRow {
@@ -137,7 +147,7 @@ impl ReportRow {
             collected_at: self.collected_at,
             figures: &self.figures,
         };
-        detail::decode(&self.detail, columns).map_err(|e| {
+        detail::decode(&self.detail, columns, self.keyframe.as_deref()).map_err(|e| {
             StorageError::Corrupt(format!("report {} has unreadable detail: {e}", self.id))
         })
     }
@@ -257,8 +267,13 @@ fn report_from_row(row: &impl Columns) -> Result<ReportRow, sqlx::Error> {
             process_count: row.uint32("process_count")?,
         },
         detail: row.bytes("detail")?,
+        keyframe: None,
     })
 }
+
+/// Most keyframes read by one query (bound parameters stay far below both
+/// backends' limits).
+const KEYFRAMES_PER_QUERY: usize = 500;
 
 /// A report ready for the database: everything computed outside the
 /// transaction (figures, encoded detail), so a batch holds its lock only
@@ -275,6 +290,9 @@ pub(super) struct Prepared {
     max_per_minute: i64,
     figures: Figures,
     detail: Vec<u8>,
+    /// Whether `detail` is format 1, which may become the server's keyframe
+    /// once stored.
+    is_keyframe: bool,
 }
 
 impl Prepared {
@@ -282,10 +300,41 @@ impl Prepared {
         self.server_id
     }
 
+    /// The report with a format-1 detail.
+    #[cfg(test)]
     fn new(new: &NewReport<'_>) -> Result<Self> {
-        let detail = detail::encode(new.report)
-            .map_err(|e| StorageError::Corrupt(format!("cannot encode a report: {e}")))?;
-        Ok(Self {
+        let detail = detail::encode(new.report).map_err(encode_error)?;
+        Ok(Self::with_detail(new, detail::Encoded::Keyframe(detail)))
+    }
+
+    /// The report with its detail encoded against the server's keyframe
+    /// when `keyframes` has a usable one.
+    fn against(new: &NewReport<'_>, keyframes: &Keyframes) -> Result<Self> {
+        let lease = keyframes.lease(
+            new.server_id,
+            new.key_id,
+            new.report.collected_at,
+            new.received_at,
+        );
+        let encoded = match lease {
+            Some(lease) => detail::encode_against(
+                new.report,
+                detail::Keyframe {
+                    collected_at: lease.collected_at,
+                    detail: &lease.detail,
+                },
+            ),
+            None => detail::encode(new.report).map(detail::Encoded::Keyframe),
+        };
+        Ok(Self::with_detail(new, encoded.map_err(encode_error)?))
+    }
+
+    fn with_detail(new: &NewReport<'_>, encoded: detail::Encoded) -> Self {
+        let (detail, is_keyframe) = match encoded {
+            detail::Encoded::Keyframe(d) => (d, true),
+            detail::Encoded::Delta(d) => (d, false),
+        };
+        Self {
             server_id: new.server_id,
             key_id: new.key_id.map(str::to_owned),
             collected_at: new.report.collected_at,
@@ -296,7 +345,8 @@ impl Prepared {
             max_per_minute: new.max_per_minute,
             figures: Figures::from_report(new.report),
             detail,
-        })
+            is_keyframe,
+        }
     }
 
     /// Why [`servers::ADVANCE`] matched no row, from the row as it is now.
@@ -560,9 +610,29 @@ impl Storage {
     /// every call returns only after that transaction has committed. The
     /// nonce and pacing checks are the database's, so they stay exact
     /// within a batch, across batches and across instances.
+    ///
+    /// The detail is a delta against the server's keyframe when this
+    /// instance has one (see `keyframes`); a report stored whole becomes
+    /// the keyframe, but only once committed.
     pub async fn record_report(&self, new: &NewReport<'_>) -> Result<RecordOutcome> {
-        let prepared = Prepared::new(new)?;
-        self.batcher.submit(prepared).await
+        let prepared = Prepared::against(new, &self.keyframes)?;
+        let keyframe = prepared
+            .is_keyframe
+            .then(|| std::sync::Arc::<[u8]>::from(prepared.detail.as_slice()));
+        let outcome = self.batcher.submit(prepared).await?;
+        // Only a committed row may be referred to.
+        if outcome == RecordOutcome::Stored
+            && let Some(detail) = keyframe
+        {
+            self.keyframes.insert(
+                new.server_id,
+                new.key_id,
+                new.report.collected_at,
+                new.received_at,
+                detail,
+            );
+        }
+        Ok(outcome)
     }
     /// The newest report of a server (by collection time).
     pub async fn latest_report(&self, server_id: i64) -> Result<Option<ReportRow>> {
@@ -580,14 +650,54 @@ impl Storage {
         let sql = sqlx::AssertSqlSafe(format!(
             "{REPORT_COLUMNS} WHERE server_id = ? ORDER BY collected_at DESC LIMIT ?"
         ));
-        with_pool!(&self.db, pool => {
+        let mut rows: Vec<ReportRow> = with_pool!(&self.db, pool => {
             let rows = sqlx::query(sql)
                 .bind(server_id)
                 .bind(i64::from(limit))
                 .fetch_all(pool)
                 .await?;
-            Ok(rows.iter().map(report_from_row).collect::<Result<_, _>>()?)
-        })
+            rows.iter().map(report_from_row).collect::<Result<_, _>>()?
+        });
+        self.attach_keyframes(server_id, &mut rows).await?;
+        Ok(rows)
+    }
+
+    /// Reads the keyframes `rows` (all of `server_id`) are deltas against:
+    /// one more query (per [`KEYFRAMES_PER_QUERY`] keyframes), by the
+    /// `(server_id, collected_at)` index. A malformed reference is left
+    /// for [`ReportRow::report`] to report.
+    async fn attach_keyframes(&self, server_id: i64, rows: &mut [ReportRow]) -> Result<()> {
+        let at = |r: &ReportRow| {
+            detail::keyframe_at(&r.detail, r.collected_at)
+                .ok()
+                .flatten()
+        };
+        let mut wanted: Vec<i64> = rows.iter().filter_map(at).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut found = std::collections::HashMap::new();
+        for chunk in wanted.chunks(KEYFRAMES_PER_QUERY) {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT collected_at, detail FROM reports WHERE server_id = ? \
+                 AND collected_at IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            ));
+            with_pool!(&self.db, pool => {
+                let mut query = sqlx::query(sql).bind(server_id);
+                for t in chunk {
+                    query = query.bind(*t);
+                }
+                for row in query.fetch_all(pool).await? {
+                    found.insert(row.int("collected_at")?, row.bytes("detail")?);
+                }
+            });
+        }
+        for row in rows {
+            if let Some(t) = at(row) {
+                row.keyframe = found.get(&t).cloned();
+            }
+        }
+        Ok(())
     }
 
     /// How many reports a server has.

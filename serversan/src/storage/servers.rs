@@ -364,6 +364,9 @@ impl Storage {
             })
         })
         .await?;
+        // Its next report starts afresh (the new key would not find this
+        // keyframe anyway).
+        self.keyframes.forget(id);
         Ok((changed > 0).then_some(code))
     }
 
@@ -396,6 +399,7 @@ impl Storage {
             })
         })
         .await?;
+        self.keyframes.forget(id);
         if deleted && let Err(e) = self.purge_deleted_servers().await {
             tracing::warn!(
                 server_id = id,
