@@ -359,6 +359,9 @@ pub(super) async fn in_servers_tx<T>(
     let lock_tail = db.sql(LOCK_SQLITE, LOCK_MYSQL);
     let save_tail = db.sql(SAVE_TRACKS_SQLITE, SAVE_TRACKS_MYSQL);
     let (plan, locks, ids) = (&plan, &locks, &ids);
+    // Runs for every batch of reports: on SQLite, wait for the batch
+    // writer here rather than in SQLite's busy handler.
+    let _turn = storage.write_turn().await;
     let values = retry_conflicts(|| async move {
         with_pool!(db, pool => {
             let mut tx = pool.begin_write().await?;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use super::WriteTurn;
 use super::checkpoint::{self, Wrote};
 use super::db::Db;
 use super::reports::{PacingCache, Prepared, RecordOutcome, record_batch};
@@ -55,26 +56,32 @@ impl Batcher {
     /// made ingest about a quarter faster at saturation (BENCHMARKS.md).
     ///
     /// `checkpoints`: on an SQLite file, the pool whose connections
-    /// checkpoint the log after batches (see `checkpoint`).
-    pub(super) fn start(db: Db, checkpoints: Option<Db>) -> Self {
+    /// checkpoint the log after batches (see `checkpoint`). `turn`: on
+    /// SQLite, taken around each batch (see `Storage::write_turn`).
+    pub(super) fn start(db: Db, checkpoints: Option<Db>, turn: Option<WriteTurn>) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let jobs = Arc::new(Mutex::new(jobs));
         match db.kind() {
             DatabaseKind::Sqlite => {
-                let thread = spawn_writer_thread(db.clone(), jobs.clone(), checkpoints.clone());
+                let thread = spawn_writer_thread(
+                    db.clone(),
+                    jobs.clone(),
+                    checkpoints.clone(),
+                    turn.clone(),
+                );
                 if let Err(e) = thread {
                     tracing::warn!(
                         "cannot start the report writer's thread, writing from the runtime instead: {e}"
                     );
                     let wrote = checkpoints.map(checkpoint::start);
-                    tokio::spawn(write_batches(db, None, jobs, wrote));
+                    tokio::spawn(write_batches(db, None, jobs, wrote, turn));
                 }
             }
             DatabaseKind::MySql => {
                 let cache = Arc::new(PacingCache::new());
                 for _ in 0..MYSQL_WRITERS {
                     let cache = Some(cache.clone());
-                    tokio::spawn(write_batches(db.clone(), cache, jobs.clone(), None));
+                    tokio::spawn(write_batches(db.clone(), cache, jobs.clone(), None, None));
                 }
             }
         }
@@ -99,6 +106,7 @@ fn spawn_writer_thread(
     db: Db,
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     checkpoints: Option<Db>,
+    turn: Option<WriteTurn>,
 ) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -108,7 +116,7 @@ fn spawn_writer_thread(
         .spawn(move || {
             runtime.block_on(async move {
                 let wrote = checkpoints.map(checkpoint::start);
-                write_batches(db, None, jobs, wrote).await;
+                write_batches(db, None, jobs, wrote, turn).await;
             });
         })?;
     Ok(())
@@ -121,11 +129,13 @@ fn spawn_writer_thread(
 /// ceiling did not rise (direct runs, five alternated pairs: median 11,507
 /// against 11,160 reports/s, lower in four pairs of five), so it reads.
 /// `wrote`: told after each batch, on an SQLite file (see `checkpoint`).
+/// `write_turn`: on SQLite, taken around each batch (`Storage::write_turn`).
 async fn write_batches(
     db: Db,
     cache: Option<Arc<PacingCache>>,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
     wrote: Option<Wrote>,
+    write_turn: Option<WriteTurn>,
 ) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -154,7 +164,13 @@ async fn write_batches(
         jobs.sort_by_key(|j| j.report.server_id());
         let (reports, replies): (Vec<Prepared>, Vec<_>) =
             jobs.drain(..).map(|j| (j.report, j.reply)).unzip();
+        // SQLite's turn to write in this process (`Storage::write_turn`).
+        let writing = match &write_turn {
+            Some(write_turn) => Some(write_turn.take().await),
+            None => None,
+        };
         let written = record_batch(&db, cache.as_deref(), &reports, &pass_turn).await;
+        drop(writing);
         pass_turn();
         match written {
             Ok(outcomes) => {

@@ -93,6 +93,10 @@ pub struct Storage {
     /// Where the batch writer writes: on SQLite a pool of one connection
     /// of its own (see [`Storage::connect`]), on MySQL the same pool.
     writer: Db,
+    /// On SQLite, taken by this process's frequent writers (the batch
+    /// writer, the alert worker) around their transactions; see
+    /// [`Storage::write_turn`].
+    write_turn: Option<WriteTurn>,
     /// Group commit of accepted reports (see `batch`).
     batcher: batch::Batcher,
     /// Each server's keyframe for the next report's detail.
@@ -170,13 +174,32 @@ impl Storage {
                 (Db::MySql(pool.clone()), Db::MySql(pool), None)
             }
         };
-        let batcher = batch::Batcher::start(writer.clone(), checkpoints);
+        let write_turn = matches!(db, Db::Sqlite(_)).then(WriteTurn::default);
+        let batcher = batch::Batcher::start(writer.clone(), checkpoints, write_turn.clone());
         Ok(Self {
             db,
             writer,
+            write_turn,
             batcher,
             keyframes: Default::default(),
         })
+    }
+
+    /// On SQLite, this process's turn to write, to hold around a write
+    /// transaction that runs often; `None` on MySQL, where writers do not
+    /// exclude each other.
+    ///
+    /// Why: SQLite has one writer at a time, and a connection that finds the
+    /// lock taken sleeps in its busy handler, 1 ms, then 2, then 5, and so
+    /// on, whenever the lock is freed in between. The batch writer met the
+    /// alert worker's transactions that way about 40 times a second at
+    /// saturation. Waiting here ends the moment the other transaction does.
+    /// Other writers (the CLI, rare jobs) still meet the busy handler.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.write_turn {
+            Some(turn) => Some(turn.take().await),
+            None => None,
+        }
     }
 
     /// Which backend this is.
@@ -222,6 +245,16 @@ impl Storage {
     pub async fn close(&self) {
         with_pool!(&self.db, pool => pool.close().await);
         with_pool!(&self.writer, pool => pool.close().await);
+    }
+}
+
+/// See [`Storage::write_turn`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WriteTurn(std::sync::Arc<tokio::sync::Mutex<()>>);
+
+impl WriteTurn {
+    pub(crate) async fn take(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.0.clone().lock_owned().await
     }
 }
 
