@@ -352,6 +352,11 @@ async fn reports_are_stored_losslessly(backend: Backend) {
         .expect("latest")
         .expect("some");
     assert_eq!(latest.report().expect("rebuilt"), second);
+    assert_eq!(
+        storage.latest_figures(server.id).await.expect("figures"),
+        Some(latest.figures.clone()),
+        "the newest row's columns, as /list shows them"
+    );
     let (rx, tx) = network_rates(&rows[0], &rows[1]).expect("rates");
     assert!((rx - 10_000.0).abs() < 1e-6, "{rx}");
     assert!((tx - 1_000.0).abs() < 1e-6, "{tx}");

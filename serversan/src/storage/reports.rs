@@ -647,19 +647,33 @@ impl Storage {
 
     /// The newest `limit` reports of a server, newest first.
     pub async fn recent_reports(&self, server_id: i64, limit: u32) -> Result<Vec<ReportRow>> {
+        let mut rows = self.newest_rows(server_id, limit).await?;
+        self.attach_keyframes(server_id, &mut rows).await?;
+        Ok(rows)
+    }
+
+    /// The key figures of a server's newest report: its columns only, so
+    /// without the query for the keyframe its detail may need. For lists
+    /// of many servers (`/list` took 2 ms more for 20 servers with it).
+    pub async fn latest_figures(&self, server_id: i64) -> Result<Option<Figures>> {
+        let rows = self.newest_rows(server_id, 1).await?;
+        Ok(rows.into_iter().next().map(|row| row.figures))
+    }
+
+    /// The newest `limit` rows of a server, newest first, keyframes not
+    /// attached: [`ReportRow::report`] needs them for a delta.
+    async fn newest_rows(&self, server_id: i64, limit: u32) -> Result<Vec<ReportRow>> {
         let sql = sqlx::AssertSqlSafe(format!(
             "{REPORT_COLUMNS} WHERE server_id = ? ORDER BY collected_at DESC LIMIT ?"
         ));
-        let mut rows: Vec<ReportRow> = with_pool!(&self.db, pool => {
+        Ok(with_pool!(&self.db, pool => {
             let rows = sqlx::query(sql)
                 .bind(server_id)
                 .bind(i64::from(limit))
                 .fetch_all(pool)
                 .await?;
             rows.iter().map(report_from_row).collect::<Result<_, _>>()?
-        });
-        self.attach_keyframes(server_id, &mut rows).await?;
-        Ok(rows)
+        }))
     }
 
     /// Reads the keyframes `rows` (all of `server_id`) are deltas against:

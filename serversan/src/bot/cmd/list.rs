@@ -71,9 +71,8 @@ async fn line(cx: &Context<'_>, server: &Server) -> Result<String, CommandError>
     } else {
         format!("offline, last seen {}", format::ago(seen, cx.now))
     };
-    let figures = match cx.storage.latest_report(server.id).await? {
-        Some(row) => {
-            let f = &row.figures;
+    let figures = match cx.storage.latest_figures(server.id).await? {
+        Some(f) => {
             // The fullest filesystem: the one that stops the host first.
             format!(
                 " · CPU {} · RAM {} · disk {}",
