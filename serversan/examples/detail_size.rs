@@ -539,7 +539,7 @@ impl Host {
         for p in &mut self.procs {
             p.memory_bytes = drift(p.memory_bytes, p.memory_bytes / 100, rng).max(4096) & !4095;
         }
-        let mut infos: Vec<ProcessInfo> = self
+        let infos: Vec<ProcessInfo> = self
             .procs
             .iter()
             .map(|p| {
@@ -552,26 +552,9 @@ impl Host {
                 }
             })
             .collect();
-        // As the agent picks them (`collect::top_processes`).
-        infos.sort_by(|a, b| {
-            b.cpu_percent
-                .total_cmp(&a.cpu_percent)
-                .then(b.memory_bytes.cmp(&a.memory_bytes))
-        });
+        // As the agent picks them.
         let top = r.top_cpu.len().max(r.top_memory.len()).max(1);
-        r.top_cpu = infos
-            .iter()
-            .filter(|p| p.cpu_percent > 0.0)
-            .take(top)
-            .cloned()
-            .collect();
-        infos.sort_by(|a, b| {
-            b.memory_bytes
-                .cmp(&a.memory_bytes)
-                .then(b.cpu_percent.total_cmp(&a.cpu_percent))
-        });
-        infos.truncate(top);
-        r.top_memory = infos;
+        (r.top_cpu, r.top_memory) = serversan_agent::collect::rank_processes(infos, top);
         for t in &mut r.temperatures {
             let tenths = (t.celsius * 10.0).round() as u64;
             t.celsius = drift(tenths, 15, rng).clamp(250, 950) as f64 / 10.0;

@@ -138,7 +138,7 @@ fn top_processes(
     elapsed_secs: f64,
 ) -> (Vec<ProcessInfo>, Vec<ProcessInfo>) {
     let max_percent = 100.0 * f64::from(current.cores.max(1));
-    let mut infos: Vec<ProcessInfo> = current
+    let infos: Vec<ProcessInfo> = current
         .processes
         .iter()
         .map(|p| {
@@ -158,6 +158,16 @@ fn top_processes(
             }
         })
         .collect();
+    rank_processes(infos, TOP_PROCESSES)
+}
+
+/// The `top` busiest processes of `infos` by CPU, then the `top` largest
+/// by resident memory, as reports list them (ties broken by the other).
+/// Public so that tools simulating reports pick them the same way.
+pub fn rank_processes(
+    mut infos: Vec<ProcessInfo>,
+    top: usize,
+) -> (Vec<ProcessInfo>, Vec<ProcessInfo>) {
     infos.sort_by(|a, b| {
         b.cpu_percent
             .total_cmp(&a.cpu_percent)
@@ -167,7 +177,7 @@ fn top_processes(
     let top_cpu = infos
         .iter()
         .filter(|p| p.cpu_percent > 0.0)
-        .take(TOP_PROCESSES)
+        .take(top)
         .cloned()
         .collect();
     infos.sort_by(|a, b| {
@@ -175,7 +185,7 @@ fn top_processes(
             .cmp(&a.memory_bytes)
             .then(b.cpu_percent.total_cmp(&a.cpu_percent))
     });
-    infos.truncate(TOP_PROCESSES);
+    infos.truncate(top);
     (top_cpu, infos)
 }
 
