@@ -1353,10 +1353,12 @@ async fn concurrent_deltas_all_read(backend: Backend) {
 }
 
 /// On MariaDB each instance keeps its servers' pacing rows as it last
-/// wrote them and plans batches from them (on SQLite this holds anyway). Here another instance (another `Storage` on the
-/// same database) moves a server on, rotates its key, deletes it, each
-/// time right after the first instance cached the row: every report must
-/// still get the outcome the row itself gives, and store nothing else.
+/// wrote them and plans batches from them (SQLite reads them every time,
+/// and must give the same outcomes). Here another instance (another
+/// `Storage` on the same database) moves a server on, rotates its key,
+/// deletes it, each time right after the first instance cached the row:
+/// every report must still get the outcome the row itself gives, and
+/// store nothing else.
 async fn a_stale_pacing_cache_changes_no_outcome(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else {
         return;

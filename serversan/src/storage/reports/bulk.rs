@@ -186,9 +186,9 @@ enum Attempt {
 /// the assumption fails.
 ///
 /// The servers' rows come from `cache` where it has them (there is none
-/// on SQLite). A conflict on a
-/// batch that used cached rows may only mean the cache was stale, so the
-/// batch is written once more with every row read before giving up.
+/// on SQLite). A conflict on a batch that used cached rows may only mean
+/// the cache was stale, so the batch is written once more with every row
+/// read before giving up.
 /// After a conflict or an error (a failed commit may have committed or
 /// not) the batch's servers are dropped from the cache: the next batch
 /// reads their rows.
