@@ -14,7 +14,7 @@ use alerts_support::*;
 use common::Backend;
 use serversan::alerts::eval::{Subject, Track};
 use serversan::alerts::{AlertSettings, Alerts, ManualClock, Metric, ReportQueue};
-use serversan::storage::{Server, Storage, StorageOptions};
+use serversan::storage::{NewReport, RecordOutcome, Server, Storage, StorageOptions, unix_now};
 use serversan_protocol::Report;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +22,7 @@ on_both_backends!(
     a_burst_through_the_queue_matches_one_report_at_a_time,
     reports_of_one_server_in_one_batch_apply_in_order,
     a_deleted_server_does_not_break_its_batch,
+    ingest_and_alert_batches_interleave,
 );
 
 /// A second owner who talked to the bot, with servers named like the first
@@ -275,6 +276,78 @@ impl std::io::Write for LogSink {
 
 fn take_log() -> String {
     String::from_utf8_lossy(&std::mem::take(&mut *logged().lock().expect("log"))).into_owned()
+}
+
+/// Ingest's group commit and the queue's alert batches at once. On an
+/// SQLite file both write on one connection, taking turns
+/// (`Storage::write_turn`); every report must still be stored, in order,
+/// and evaluated, whichever batch gets the connection first.
+async fn ingest_and_alert_batches_interleave(backend: Backend) {
+    let Some(f) = Fixture::new(backend).await else {
+        return;
+    };
+    const SERVERS: usize = 24;
+    const REPORTS: i64 = 8;
+    let servers = servers_of(&f.storage, OWNER, SERVERS).await;
+    f.alerts
+        .set_rule(OWNER, None, Metric::Cpu, rule(90.0, 0))
+        .await
+        .expect("rule");
+    let worker = Worker::start(&f.alerts);
+    let mut agents = tokio::task::JoinSet::new();
+    for server in &servers {
+        let (storage, queue, id) = (f.storage.clone(), worker.queue.clone(), server.id);
+        agents.spawn(async move {
+            for k in 0..REPORTS {
+                // Hot from the fourth report on: the rule fires then.
+                let mut report = Report::example(T0 - 600 + 60 * k);
+                cpu(if k < 3 { 20.0 } else { 99.0 })(&mut report);
+                let nonce = serversan_protocol::random_nonce().expect("nonce");
+                let outcome = storage
+                    .record_report(&NewReport {
+                        server_id: id,
+                        key_id: None,
+                        report: &report,
+                        nonce: &nonce,
+                        nonce_expires_at: unix_now() + 300,
+                        received_at: unix_now(),
+                        min_interval_secs: 10,
+                        max_per_minute: 1_000,
+                    })
+                    .await
+                    .expect("stored");
+                assert_eq!(outcome, RecordOutcome::Stored);
+                queue.report_stored(id, &report).await.expect("queued");
+            }
+        });
+    }
+    // A bound, not a timing: writers waiting for each other for ever would
+    // hang the test instead of failing it.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(agent) = agents.join_next().await {
+            agent.expect("agent");
+        }
+    })
+    .await
+    .expect("ingest and alert batches both went on");
+    worker.queue.flush().await.expect("flush");
+
+    let messages = queued(&f.storage, OWNER).await;
+    for server in &servers {
+        assert_eq!(
+            f.storage.count_reports(server.id).await.expect("count"),
+            REPORTS,
+            "{}",
+            server.name
+        );
+        let rows = f.storage.recent_reports(server.id, 1).await.expect("rows");
+        assert_eq!(rows[0].collected_at, T0 - 600 + 60 * (REPORTS - 1));
+        let fired: Vec<_> = messages
+            .iter()
+            .filter(|m| m.contains(&server.name) && m.contains("CPU"))
+            .collect();
+        assert_eq!(fired.len(), 1, "{}: {messages:?}", server.name);
+    }
 }
 
 const BATCH_FAILED: &str = "alert evaluation of a batch of reports failed";

@@ -355,13 +355,14 @@ pub(super) async fn in_servers_tx<T>(
     }
     let ids: Vec<i64> = locks.keys().copied().collect();
     let locks: Vec<(i64, Option<i64>)> = locks.into_iter().collect();
-    let db = storage.db();
+    // Runs for every batch of reports: on SQLite, wait for the batch
+    // writer here rather than in SQLite's busy handler, and write on its
+    // connection.
+    let turn = storage.write_turn().await;
+    let db = turn.db;
     let lock_tail = db.sql(LOCK_SQLITE, LOCK_MYSQL);
     let save_tail = db.sql(SAVE_TRACKS_SQLITE, SAVE_TRACKS_MYSQL);
     let (plan, locks, ids) = (&plan, &locks, &ids);
-    // Runs for every batch of reports: on SQLite, wait for the batch
-    // writer here rather than in SQLite's busy handler.
-    let _turn = storage.write_turn().await;
     let values = retry_conflicts(|| async move {
         with_pool!(db, pool => {
             let mut tx = pool.begin_write().await?;

@@ -195,10 +195,22 @@ impl Storage {
     /// alert worker's transactions that way about 40 times a second at
     /// saturation. Waiting here ends the moment the other transaction does.
     /// Other writers (the CLI, rare jobs) still meet the busy handler.
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
-        match &self.write_turn {
+    ///
+    /// The turn comes with the connection to write on: on an SQLite file
+    /// the batch writer's own. Why: SQLite drops a connection's page cache
+    /// when another connection wrote since its last transaction, so the
+    /// alert worker on a pool connection read every page again after each
+    /// of the writer's batches, and the writer after each of its
+    /// transactions; one connection taking turns keeps both warm
+    /// (BENCHMARKS.md, "Ingest").
+    pub(crate) async fn write_turn(&self) -> Turn<'_> {
+        let held = match &self.write_turn {
             Some(turn) => Some(turn.take().await),
             None => None,
+        };
+        Turn {
+            _held: held,
+            db: &self.writer,
         }
     }
 
@@ -246,6 +258,13 @@ impl Storage {
         with_pool!(&self.db, pool => pool.close().await);
         with_pool!(&self.writer, pool => pool.close().await);
     }
+}
+
+/// A writer's turn from [`Storage::write_turn`], held until dropped.
+pub(crate) struct Turn<'a> {
+    _held: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Where to write while the turn lasts.
+    pub db: &'a Db,
 }
 
 /// See [`Storage::write_turn`].
