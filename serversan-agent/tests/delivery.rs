@@ -408,7 +408,11 @@ fn run_reports_every_interval_until_stopped() {
         .iter()
         .map(|r| r.report.as_ref().expect("report").collected_at)
         .collect();
-    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    // In order, not necessarily a second apart: at a 1 s interval on a
+    // loaded machine, a collection delayed past a second boundary can
+    // share its second with the next one (seen in CI: [t, t, t + 1]).
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert!(times.last() > times.first(), "{times:?}");
 
     let out = host.agent(&["run"]);
     assert_eq!(out.status.code(), Some(2), "run needs an interval");
