@@ -211,10 +211,7 @@ async fn write_batches(
         let (reports, replies): (Vec<Prepared>, Vec<_>) =
             jobs.drain(..).map(|j| (j.report, j.reply)).unzip();
         // SQLite's turn to write in this process (`Storage::write_turn`).
-        let writing = match &write_turn {
-            Some(write_turn) => Some(write_turn.take().await),
-            None => None,
-        };
+        let writing = WriteTurn::take_any(write_turn.as_ref()).await;
         let written = record_batch(&db, cache.as_deref(), &reports, &pass_turn).await;
         drop(writing);
         pass_turn();

@@ -90,8 +90,9 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct Storage {
     db: Db,
-    /// Where the batch writer writes: on SQLite a pool of one connection
-    /// of its own (see [`Storage::connect`]), on MySQL the same pool.
+    /// Where the batch writer writes, and whoever holds the write turn: on
+    /// an SQLite file a pool of one connection of its own (see
+    /// [`Storage::connect`]), otherwise the same pool.
     writer: Db,
     /// On SQLite, taken by this process's frequent writers (the batch
     /// writer, the alert worker) around their transactions; see
@@ -186,8 +187,8 @@ impl Storage {
     }
 
     /// On SQLite, this process's turn to write, to hold around a write
-    /// transaction that runs often; `None` on MySQL, where writers do not
-    /// exclude each other.
+    /// transaction that runs often; on MySQL, where writers do not exclude
+    /// each other, only the pool to write on.
     ///
     /// Why: SQLite has one writer at a time, and a connection that finds the
     /// lock taken sleeps in its busy handler, 1 ms, then 2, then 5, and so
@@ -204,12 +205,8 @@ impl Storage {
     /// transactions; one connection taking turns keeps both warm
     /// (BENCHMARKS.md, "Ingest").
     pub(crate) async fn write_turn(&self) -> Turn<'_> {
-        let held = match &self.write_turn {
-            Some(turn) => Some(turn.take().await),
-            None => None,
-        };
         Turn {
-            _held: held,
+            _held: WriteTurn::take_any(self.write_turn.as_ref()).await,
             db: &self.writer,
         }
     }
@@ -272,8 +269,12 @@ pub(crate) struct Turn<'a> {
 pub(crate) struct WriteTurn(std::sync::Arc<tokio::sync::Mutex<()>>);
 
 impl WriteTurn {
-    pub(crate) async fn take(&self) -> tokio::sync::OwnedMutexGuard<()> {
-        self.0.clone().lock_owned().await
+    /// Waits for `turn` where there is one (SQLite); held until dropped.
+    pub(crate) async fn take_any(turn: Option<&Self>) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match turn {
+            Some(turn) => Some(turn.0.clone().lock_owned().await),
+            None => None,
+        }
     }
 }
 
