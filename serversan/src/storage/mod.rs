@@ -145,6 +145,14 @@ impl Storage {
                 // the writing keeps them.
                 // It also leaves checkpoints to another connection (see
                 // `checkpoint`).
+                // Its statement journals stay in memory: a batch's
+                // multi-row statements (which SQLite must be able to undo
+                // alone inside the transaction) touch more than the 64 KiB
+                // SQLite keeps in memory by default, and each one that
+                // spilled created, wrote and deleted a temporary file, 5 %
+                // of the server's CPU at saturation (BENCHMARKS.md). A
+                // statement journal holds the pages one statement changed:
+                // at most a batch's, about a megabyte.
                 if in_memory {
                     (Db::Sqlite(pool.clone()), Db::Sqlite(pool), None)
                 } else {
@@ -153,10 +161,14 @@ impl Storage {
                         .acquire_timeout(options.acquire_timeout)
                         .idle_timeout(None)
                         .max_lifetime(None)
-                        .connect_with(connect.pragma(
-                            "wal_autocheckpoint",
-                            checkpoint::WRITER_AUTOCHECKPOINT.to_string(),
-                        ))
+                        .connect_with(
+                            connect
+                                .pragma(
+                                    "wal_autocheckpoint",
+                                    checkpoint::WRITER_AUTOCHECKPOINT.to_string(),
+                                )
+                                .pragma("temp_store", "memory"),
+                        )
                         .await
                         .map_err(|e| StorageError::Connect(describe_connect_error(&e)))?;
                     let checkpoints = Db::Sqlite(pool.clone());
@@ -312,4 +324,36 @@ fn describe_connect_error(err: &sqlx::Error) -> String {
 /// clamped (the exact value stays in the report's JSON).
 fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SettingValue;
+
+    async fn temp_store(db: &Db) -> i64 {
+        let Db::Sqlite(pool) = db else {
+            panic!("an SQLite pool")
+        };
+        sqlx::query_scalar("PRAGMA temp_store")
+            .fetch_one(pool)
+            .await
+            .expect("pragma")
+    }
+
+    /// A batch's statement journals spilled to temporary files at the
+    /// default setting (BENCHMARKS.md); the shared pool keeps the default,
+    /// so a large sort of a chart query may still spill to disk.
+    #[tokio::test]
+    async fn the_writer_keeps_statement_journals_in_memory() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("db.sqlite");
+        let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("url");
+        let storage = Storage::connect(&StorageOptions::new(url))
+            .await
+            .expect("open");
+        assert_eq!(temp_store(&storage.writer).await, 2, "MEMORY");
+        assert_eq!(temp_store(&storage.db).await, 0, "DEFAULT");
+        storage.close().await;
+    }
 }
