@@ -179,23 +179,27 @@ pub fn validate_report(r: &Report, now: i64, limits: &Limits) -> Check {
 
     bounded_list("filesystems", r.filesystems.len(), l.max_filesystems)?;
     for (i, fs) in r.filesystems.iter().enumerate() {
-        let p = format!("filesystems[{i}]");
-        text(&format!("{p}.mount_point"), &fs.mount_point, l.max_path_len)?;
-        non_empty(&format!("{p}.mount_point"), &fs.mount_point)?;
-        text(&format!("{p}.fs_type"), &fs.fs_type, l.max_string_len)?;
+        let mount_point = format_args!("filesystems[{i}].mount_point");
+        text(mount_point, &fs.mount_point, l.max_path_len)?;
+        non_empty(mount_point, &fs.mount_point)?;
+        text(
+            format_args!("filesystems[{i}].fs_type"),
+            &fs.fs_type,
+            l.max_string_len,
+        )?;
         not_above(
-            &format!("{p}.used"),
+            format_args!("filesystems[{i}].used"),
             fs.used,
-            &format!("{p}.total"),
+            format_args!("filesystems[{i}].total"),
             fs.total,
         )?;
     }
 
     bounded_list("network", r.network.len(), l.max_interfaces)?;
     for (i, n) in r.network.iter().enumerate() {
-        let p = format!("network[{i}].interface");
-        text(&p, &n.interface, l.max_string_len)?;
-        non_empty(&p, &n.interface)?;
+        let field = format_args!("network[{i}].interface");
+        text(field, &n.interface, l.max_string_len)?;
+        non_empty(field, &n.interface)?;
     }
 
     if let Some(ip) = &r.ipv4
@@ -214,14 +218,18 @@ pub fn validate_report(r: &Report, now: i64, limits: &Limits) -> Check {
 
     bounded_list("sessions", r.sessions.len(), l.max_sessions)?;
     for (i, s) in r.sessions.iter().enumerate() {
-        text(&format!("sessions[{i}].user"), &s.user, l.max_string_len)?;
         text(
-            &format!("sessions[{i}].terminal"),
+            format_args!("sessions[{i}].user"),
+            &s.user,
+            l.max_string_len,
+        )?;
+        text(
+            format_args!("sessions[{i}].terminal"),
             &s.terminal,
             l.max_string_len,
         )?;
         if let Some(from) = &s.from {
-            text(&format!("sessions[{i}].from"), from, l.max_string_len)?;
+            text(format_args!("sessions[{i}].from"), from, l.max_string_len)?;
         }
         if s.since.is_some_and(|since| since < 0) {
             return Err(ValidationError::new(
@@ -238,12 +246,12 @@ pub fn validate_report(r: &Report, now: i64, limits: &Limits) -> Check {
     bounded_list("temperatures", r.temperatures.len(), l.max_temperatures)?;
     for (i, t) in r.temperatures.iter().enumerate() {
         text(
-            &format!("temperatures[{i}].label"),
+            format_args!("temperatures[{i}].label"),
             &t.label,
             l.max_string_len,
         )?;
         number(
-            &format!("temperatures[{i}].celsius"),
+            format_args!("temperatures[{i}].celsius"),
             t.celsius,
             -273.15,
             1000.0,
@@ -255,9 +263,9 @@ pub fn validate_report(r: &Report, now: i64, limits: &Limits) -> Check {
 fn processes(field: &str, list: &[ProcessInfo], max_cpu: f64, l: &Limits) -> Check {
     bounded_list(field, list.len(), l.max_top_processes)?;
     for (i, p) in list.iter().enumerate() {
-        text(&format!("{field}[{i}].name"), &p.name, l.max_string_len)?;
+        text(format_args!("{field}[{i}].name"), &p.name, l.max_string_len)?;
         number(
-            &format!("{field}[{i}].cpu_percent"),
+            format_args!("{field}[{i}].cpu_percent"),
             p.cpu_percent,
             0.0,
             max_cpu,
@@ -271,42 +279,54 @@ fn hostname(h: &str, l: &Limits) -> Check {
     text("hostname", h, l.max_string_len)
 }
 
+// The checks take the field's name as `Display` (often `format_args!`):
+// it is written out only when a check fails, not for every list entry of
+// every report.
+
 /// Bounded length and no control characters (they have no place in any of
 /// these fields and would garble logs and chat messages).
-fn text(field: &str, s: &str, max_len: usize) -> Check {
+fn text(field: impl fmt::Display, s: &str, max_len: usize) -> Check {
     if s.len() > max_len {
         return Err(ValidationError::new(
-            field,
+            field.to_string(),
             format!("longer than {max_len} bytes"),
         ));
     }
     if s.chars().any(char::is_control) {
-        return Err(ValidationError::new(field, "contains control characters"));
+        return Err(ValidationError::new(
+            field.to_string(),
+            "contains control characters",
+        ));
     }
     Ok(())
 }
 
-fn non_empty(field: &str, s: &str) -> Check {
+fn non_empty(field: impl fmt::Display, s: &str) -> Check {
     if s.trim().is_empty() {
-        return Err(ValidationError::new(field, "must not be empty"));
+        return Err(ValidationError::new(field.to_string(), "must not be empty"));
     }
     Ok(())
 }
 
-fn number(field: &str, v: f64, min: f64, max: f64) -> Check {
+fn number(field: impl fmt::Display, v: f64, min: f64, max: f64) -> Check {
     if !v.is_finite() || v < min || v > max {
         return Err(ValidationError::new(
-            field,
+            field.to_string(),
             format!("must be a number from {min} to {max}"),
         ));
     }
     Ok(())
 }
 
-fn not_above(field: &str, v: u64, limit_field: &str, limit: u64) -> Check {
+fn not_above(
+    field: impl fmt::Display,
+    v: u64,
+    limit_field: impl fmt::Display,
+    limit: u64,
+) -> Check {
     if v > limit {
         return Err(ValidationError::new(
-            field,
+            field.to_string(),
             format!("larger than {limit_field}"),
         ));
     }
@@ -449,6 +469,53 @@ mod tests {
             refused_field(|v| v["top_memory"][0]["name"] = "x".repeat(300).into()),
             "top_memory[0].name"
         );
+    }
+
+    /// Each list entry's check names its entry and field (the names are
+    /// written out only on refusal).
+    #[test]
+    fn list_entries_are_named_by_their_path() {
+        let refusal =
+            check(|v| v["filesystems"][0]["used"] = (81u64 << 30).into()).expect_err("refused");
+        assert_eq!(refusal.reason, "larger than filesystems[0].total");
+        type Mutation = fn(&mut serde_json::Value);
+        let cases: [(Mutation, &str); 8] = [
+            (
+                |v| v["filesystems"][0]["mount_point"] = " ".into(),
+                "filesystems[0].mount_point",
+            ),
+            (
+                |v| v["filesystems"][0]["fs_type"] = "a\tb".into(),
+                "filesystems[0].fs_type",
+            ),
+            (
+                |v| v["network"][0]["interface"] = "".into(),
+                "network[0].interface",
+            ),
+            (
+                |v| v["sessions"][0]["user"] = "a\nb".into(),
+                "sessions[0].user",
+            ),
+            (
+                |v| v["sessions"][0]["terminal"] = "x".repeat(300).into(),
+                "sessions[0].terminal",
+            ),
+            (
+                |v| v["temperatures"][0]["label"] = "a\u{7}".into(),
+                "temperatures[0].label",
+            ),
+            (
+                |v| v["temperatures"][0]["celsius"] = (-300.0).into(),
+                "temperatures[0].celsius",
+            ),
+            (
+                |v| v["top_memory"][0]["cpu_percent"] = (-1.0).into(),
+                "top_memory[0].cpu_percent",
+            ),
+        ];
+        for (mutate, field) in cases {
+            assert_eq!(refused_field(mutate), field);
+        }
     }
 
     #[test]
