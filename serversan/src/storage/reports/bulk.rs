@@ -21,6 +21,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::cache::PacingCache;
 use super::{INSERT_REPORT_INTO, Pacing, Prepared, RecordOutcome};
+use crate::config::DatabaseKind;
 use crate::storage::db::{Columns, Db, WritePool, is_unique_violation, with_pool};
 use crate::storage::multirow::{self, repeat};
 
@@ -54,28 +55,47 @@ fn insert_nonces(n: usize) -> String {
     )
 }
 
-/// Sets each server's pacing to its new values where the row still holds
-/// the values read (`null_safe_eq` is `IS` on SQLite, `<=>` on MySQL).
-/// Binds: per server (id, last_collected_at) then (id, last_seen_at), (id,
-/// window_start), (id, window_count); then per server id, key id, and the
-/// old last_collected_at, window_start, window_count.
-fn update_servers(n: usize, null_safe_eq: &str) -> String {
-    let case = repeat("WHEN ? THEN ?", " ", n);
-    let matches = repeat(
-        &format!(
-            "(id = ? AND key_id = ? AND last_collected_at {null_safe_eq} ? \
-             AND window_start = ? AND window_count = ?)"
-        ),
-        " OR ",
-        n,
-    );
+/// The batch's servers as a derived table `v`, a row each: its id and key
+/// id, its pacing as read, and its pacing as it must become.
+fn batch_servers(n: usize) -> String {
     format!(
-        "UPDATE servers SET last_collected_at = CASE id {case} END, \
-         last_seen_at = CASE id {case} END, \
-         window_start = CASE id {case} END, \
-         window_count = CASE id {case} END \
-         WHERE {matches}"
+        "SELECT ? AS id, ? AS key_id, ? AS read_collected_at, ? AS read_window_start, \
+         ? AS read_window_count, ? AS last_collected_at, ? AS last_seen_at, \
+         ? AS window_start, ? AS window_count{}",
+        " UNION ALL SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?".repeat(n.saturating_sub(1))
     )
+}
+
+/// Sets each server's pacing to its new values where the row still holds
+/// the values read: a join of `servers` on [`batch_servers`], so each row
+/// is found by its key. Binds per server, in order: id, key id, the read
+/// last_collected_at, window_start, window_count, then the new
+/// last_collected_at, last_seen_at, window_start, window_count.
+///
+/// Why a join: the earlier form (a `CASE id WHEN ? THEN ?` list per column
+/// and an `OR` of one condition per server) grows with the square of the
+/// rows; MariaDB spent 25 µs per row on it at 32 rows and 33 at 64,
+/// against 13 and 11 for the join.
+fn update_servers(n: usize, kind: DatabaseKind) -> String {
+    let rows = batch_servers(n);
+    match kind {
+        DatabaseKind::Sqlite => format!(
+            "UPDATE servers SET last_collected_at = v.last_collected_at, \
+             last_seen_at = v.last_seen_at, window_start = v.window_start, \
+             window_count = v.window_count FROM ({rows}) AS v \
+             WHERE servers.id = v.id AND servers.key_id = v.key_id \
+             AND servers.last_collected_at IS v.read_collected_at \
+             AND servers.window_start = v.read_window_start \
+             AND servers.window_count = v.read_window_count"
+        ),
+        DatabaseKind::MySql => format!(
+            "UPDATE servers s JOIN ({rows}) AS v ON s.id = v.id \
+             SET s.last_collected_at = v.last_collected_at, s.last_seen_at = v.last_seen_at, \
+             s.window_start = v.window_start, s.window_count = v.window_count \
+             WHERE s.key_id = v.key_id AND s.last_collected_at <=> v.read_collected_at \
+             AND s.window_start = v.read_window_start AND s.window_count = v.read_window_count"
+        ),
+    }
 }
 
 fn insert_reports(n: usize) -> String {
@@ -246,7 +266,7 @@ async fn write_once(
     mut nonces: Nonces,
     rows: Rows,
 ) -> Result<Attempt, sqlx::Error> {
-    let null_safe_eq = db.sql("IS", "<=>");
+    let kind = db.kind();
     with_pool!(db, pool => {
         let mut tx = pool.begin_write().await?;
 
@@ -331,27 +351,19 @@ async fn write_once(
         }
 
         for chunk in chunks(&servers) {
-            let sql = update_servers(chunk.len(), null_safe_eq);
+            let sql = update_servers(chunk.len(), kind);
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (id, _, new) in chunk {
-                query = query.bind(*id).bind(new.last_collected_at);
-            }
-            for (id, _, new) in chunk {
-                query = query.bind(*id).bind(new.last_seen_at);
-            }
-            for (id, _, new) in chunk {
-                query = query.bind(*id).bind(new.window_start);
-            }
-            for (id, _, new) in chunk {
-                query = query.bind(*id).bind(new.window_count);
-            }
-            for (id, old, _) in chunk {
+            for (id, old, new) in chunk {
                 query = query
                     .bind(*id)
                     .bind(old.key_id.as_str())
                     .bind(old.last_collected_at)
                     .bind(old.window_start)
-                    .bind(old.window_count);
+                    .bind(old.window_count)
+                    .bind(new.last_collected_at)
+                    .bind(new.last_seen_at)
+                    .bind(new.window_start)
+                    .bind(new.window_count);
             }
             // Rows matched, not rows changed: sqlx's MySQL driver connects
             // with CLIENT_FOUND_ROWS, as SQLite counts. The two agree here
@@ -414,7 +426,10 @@ mod tests {
         assert_eq!(count(select_servers(3)), 3);
         assert_eq!(count(select_nonces(3)), 6);
         assert_eq!(count(insert_nonces(3)), 9);
-        assert_eq!(count(update_servers(3, "IS")), 3 * 8 + 3 * 5);
+        for kind in [DatabaseKind::Sqlite, DatabaseKind::MySql] {
+            assert_eq!(count(update_servers(3, kind)), 3 * 9);
+            assert_eq!(count(update_servers(1, kind)), 9);
+        }
         assert_eq!(count(insert_reports(3)), 3 * 22);
     }
 }
