@@ -99,6 +99,7 @@ async fn a_signed_report_is_stored(backend: Backend) {
     let reply = s.agent.send(&report).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.json(), serde_json::json!({"status": "ok"}));
+    assert_eq!(reply.header("content-type"), Some("application/json"));
     assert!(reply.header("date").is_some(), "every answer has a Date");
 
     let row = s
