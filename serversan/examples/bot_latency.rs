@@ -1,27 +1,45 @@
 //! Bot latency benchmark: time from an update reaching the Bot API (the
 //! test double) to the bot's reply arriving there, for `/stat NAME` and
 //! `/list`, with 1,000 servers stored (50 owners with 20 servers each, two
-//! reports per server), on SQLite.
+//! reports per server), on SQLite unless told otherwise.
 //!
 //! ```text
-//! cargo run --release -p serversan --example bot_latency -- [--runs N]
+//! cargo run --release -p serversan --example bot_latency -- [--runs N] \
+//!     [--database-url URL] [--serve ADDR [--start-after SECS]]
 //! ```
 //!
 //! The bot long-polls the double exactly as it polls Telegram; each command
 //! is sent only after the previous reply arrived, so the figures are one
-//! user's latency on an otherwise idle bot, not throughput.
+//! user's latency, not throughput.
+//!
+//! `--database-url URL` stores the servers in that database (it must not
+//! hold owners 5000–5049 yet) instead of a temporary SQLite file: MariaDB,
+//! or the database of a `serversan serve` that a load generator saturates
+//! at the same time, to see the bot's latency under ingest load.
+//!
+//! `--serve ADDR` also serves report ingest on ADDR from this process,
+//! with alert evaluation, as `serversan serve` does next to its bot, and
+//! waits `--start-after SECS` (default 0) before timing: point
+//! `serversan-loadgen http --url http://ADDR --database-url URL` at it to
+//! time the bot while the same process stores reports, as it would in
+//! production.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bot_api_double::{BotApiDouble, Options, TestUser};
+use serversan::alerts::{AlertSettings, Alerts};
 use serversan::bot::{BotSettings, Dispatcher, TelegramSettings};
-use serversan::config::{DatabaseUrl, Secret, SettingValue};
+use serversan::config::{Config, DatabaseUrl, Secret, SettingValue};
 use serversan::storage::{NewReport, ServerName, Storage, StorageOptions, unix_now};
 use serversan_protocol::Report;
 use tokio_util::sync::CancellationToken;
 
 type Error = Box<dyn std::error::Error>;
+
+/// The server binary's allocator, so the figures are the shipped bot's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const OWNERS: i64 = 50;
 const SERVERS_EACH: i64 = 20;
@@ -30,16 +48,29 @@ const FIRST_OWNER: i64 = 5000;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Error> {
     let mut runs = 200usize;
+    let mut database_url = None;
+    let mut serve = None;
+    let mut start_after = 0u64;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => runs = args.next().ok_or("--runs needs a number")?.parse()?,
+            "--database-url" => {
+                database_url = Some(args.next().ok_or("--database-url needs a URL")?)
+            }
+            "--serve" => serve = Some(args.next().ok_or("--serve needs an address")?.parse()?),
+            "--start-after" => {
+                start_after = args.next().ok_or("--start-after needs seconds")?.parse()?;
+            }
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
     let dir = tempfile::tempdir()?;
-    let url = DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("bot.db").display()))?;
-    let storage = Storage::connect(&StorageOptions::new(url)).await?;
+    let url = match database_url {
+        Some(url) => DatabaseUrl::parse(&url)?,
+        None => DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("bot.db").display()))?,
+    };
+    let storage = Storage::connect(&StorageOptions::new(url.clone())).await?;
     storage.migrate().await?;
     let started = Instant::now();
     fill(&storage).await?;
@@ -72,6 +103,31 @@ async fn main() -> Result<(), Error> {
         "bench".into(),
         stop.clone(),
     )?;
+
+    let ingest = match serve {
+        Some(listen) => {
+            let config = Config {
+                listen,
+                database_url: url.clone(),
+                max_reports_per_minute: 1_000_000,
+                ..Config::default()
+            };
+            let alerts = Alerts::new(storage.clone(), AlertSettings::from_config(&config));
+            let background = alerts.start(None, None, "bench".into(), &stop);
+            let extras = serversan::web::Extras {
+                alerts: Some(background.reports()),
+                ..Default::default()
+            };
+            let server =
+                serversan::web::RunningServer::start_with(&config, storage.clone(), extras).await?;
+            println!("serving ingest on {}", server.addr);
+            Some((server, background))
+        }
+        None => None,
+    };
+    tokio::time::sleep(Duration::from_secs(start_after)).await;
+
+    let timing = (Instant::now(), storage.count_all_reports().await?);
 
     let user = TestUser::new(FIRST_OWNER, "Bench");
     ask(&double, &user, "/start").await?;
@@ -108,6 +164,15 @@ async fn main() -> Result<(), Error> {
             ms(0.99),
             ms(1.0)
         );
+    }
+    if let Some((server, _background)) = ingest {
+        let stored = storage.count_all_reports().await? - timing.1;
+        let secs = timing.0.elapsed().as_secs_f64();
+        println!(
+            "ingest while timing: {stored} reports stored in {secs:.1} s ({:.0}/s)",
+            stored as f64 / secs
+        );
+        server.shutdown().await;
     }
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), bot.task).await;
