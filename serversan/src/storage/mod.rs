@@ -356,4 +356,52 @@ mod tests {
         assert_eq!(temp_store(&storage.db).await, 0, "DEFAULT");
         storage.close().await;
     }
+
+    /// Every bot command records its user first. While ingest's batch
+    /// writer holds SQLite's lock, that write waits for its turn, not in
+    /// SQLite's busy handler, which sleeps up to 100 ms at a time and gives
+    /// up after the busy timeout.
+    #[tokio::test]
+    async fn recording_a_user_waits_for_the_write_turn() {
+        use crate::storage::db::WritePool;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("db.sqlite");
+        let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("url");
+        let options = StorageOptions {
+            sqlite_busy_timeout: Duration::from_millis(50),
+            ..StorageOptions::new(url)
+        };
+        let storage = Storage::connect(&options).await.expect("open");
+        storage.migrate().await.expect("migrate");
+
+        let turn = storage.write_turn().await;
+        let Db::Sqlite(pool) = turn.db else {
+            panic!("an SQLite pool")
+        };
+        // What a batch does: the write lock, up front.
+        let tx = pool.begin_write().await.expect("lock");
+        let profile = UserProfile {
+            user_id: 42,
+            username: Some("someone".into()),
+            nickname: None,
+        };
+        let waiting = {
+            let storage = storage.clone();
+            tokio::spawn(async move { storage.upsert_user(&profile).await })
+        };
+        // Six busy timeouts: a write in the busy handler has failed by now.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the write did not wait for its turn"
+        );
+        tx.commit().await.expect("commit");
+        drop(turn);
+        let user = waiting
+            .await
+            .expect("task")
+            .expect("the user is recorded once the turn is free");
+        assert_eq!(user.user_id, 42);
+        storage.close().await;
+    }
 }

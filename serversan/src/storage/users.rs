@@ -163,7 +163,13 @@ impl Storage {
         let nickname = bounded(profile.nickname.as_deref());
         let now = unix_now();
         retry_conflicts(|| async {
-            with_pool!(&self.db, pool => {
+            // Every bot command starts here. On SQLite, wait for ingest's
+            // batch writer in turn rather than in SQLite's busy handler,
+            // whose sleeps grow to 100 ms: under ingest load they made the
+            // bot's p99 several times its goal (BENCHMARKS.md, "Bot
+            // latency").
+            let turn = self.write_turn().await;
+            with_pool!(turn.db, pool => {
                 sqlx::query(sql)
                     .bind(profile.user_id)
                     .bind(username.as_deref())
