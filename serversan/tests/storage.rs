@@ -33,6 +33,7 @@ on_both_backends!(
     reports_are_stored_as_deltas_against_keyframes,
     a_lost_or_stale_keyframe_cache_never_loses_a_report,
     concurrent_deltas_all_read,
+    latest_figures_of_many_servers,
 );
 
 fn name(s: &str) -> ServerName {
@@ -292,6 +293,58 @@ async fn rotating_and_deleting_codes(backend: Backend) {
     );
 }
 
+/// `/list`'s read: each server's newest figures in one query, servers
+/// without reports left out, nobody else's rows mixed in.
+async fn latest_figures_of_many_servers(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let storage = db.storage().await;
+    let mut ids = Vec::new();
+    for (i, reports) in [3, 0, 1].into_iter().enumerate() {
+        let (server, _) = storage
+            .create_server(1, &name(&format!("box-{i}")))
+            .await
+            .expect("create");
+        for n in 0..reports {
+            let mut report = common::report(600 - 60 * n);
+            report.cpu.usage_percent = f64::from(10 * i as u32 + n as u32);
+            assert_eq!(
+                store(&storage, server.id, &report).await,
+                RecordOutcome::Stored
+            );
+        }
+        ids.push(server.id);
+    }
+    let (other, _) = storage
+        .create_server(2, &name("theirs"))
+        .await
+        .expect("create");
+    assert_eq!(
+        store(&storage, other.id, &common::report(0)).await,
+        RecordOutcome::Stored
+    );
+
+    let latest = storage.latest_figures(&ids).await.expect("figures");
+    assert_eq!(latest.len(), 2, "the server without reports is left out");
+    assert_eq!(latest[&ids[0]].cpu_percent, 2.0, "the newest of three");
+    assert_eq!(latest[&ids[2]].cpu_percent, 20.0);
+    assert!(!latest.contains_key(&ids[1]));
+    assert!(
+        !latest.contains_key(&other.id),
+        "only the servers asked for"
+    );
+    for id in [ids[0], ids[2]] {
+        let newest = storage
+            .latest_report(id)
+            .await
+            .expect("latest")
+            .expect("some");
+        assert_eq!(latest[&id], newest.figures, "as the newest report has them");
+    }
+    assert!(storage.latest_figures(&[]).await.expect("none").is_empty());
+}
+
 async fn reports_are_stored_losslessly(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else {
         return;
@@ -353,8 +406,12 @@ async fn reports_are_stored_losslessly(backend: Backend) {
         .expect("some");
     assert_eq!(latest.report().expect("rebuilt"), second);
     assert_eq!(
-        storage.latest_figures(server.id).await.expect("figures"),
-        Some(latest.figures.clone()),
+        storage
+            .latest_figures(&[server.id])
+            .await
+            .expect("figures")
+            .get(&server.id),
+        Some(&latest.figures),
         "the newest row's columns, as /list shows them"
     );
     let (rx, tx) = network_rates(&rows[0], &rows[1]).expect("rates");

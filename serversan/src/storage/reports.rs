@@ -275,6 +275,10 @@ fn report_from_row(row: &impl Columns) -> Result<ReportRow, sqlx::Error> {
 /// backends' limits).
 const KEYFRAMES_PER_QUERY: usize = 500;
 
+/// Servers per query of [`Storage::latest_figures`], a `UNION ALL` branch
+/// each: well under SQLite's limit of 500 terms in a compound SELECT.
+const LATEST_PER_QUERY: usize = 100;
+
 /// A report ready for the database: everything computed outside the
 /// transaction (figures, encoded detail), so a batch holds its lock only
 /// for SQL.
@@ -652,12 +656,38 @@ impl Storage {
         Ok(rows)
     }
 
-    /// The key figures of a server's newest report: its columns only, so
-    /// without the query for the keyframe its detail may need. For lists
-    /// of many servers (`/list` took 2 ms more for 20 servers with it).
-    pub async fn latest_figures(&self, server_id: i64) -> Result<Option<Figures>> {
-        let rows = self.newest_rows(server_id, 1).await?;
-        Ok(rows.into_iter().next().map(|row| row.figures))
+    /// The key figures of each server's newest report, by server id (a
+    /// server without reports is missing): columns only, so without the
+    /// query for the keyframe a detail may need (`/list` took 2 ms more
+    /// for 20 servers with it), and one query for up to
+    /// [`LATEST_PER_QUERY`] servers. Why one: `/list` asked once per
+    /// server, and under ingest load each round trip waited behind the
+    /// reports (p99 20–30 ms for 20 servers, BENCHMARKS.md).
+    pub async fn latest_figures(
+        &self,
+        server_ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Figures>> {
+        let mut latest = std::collections::HashMap::with_capacity(server_ids.len());
+        for chunk in server_ids.chunks(LATEST_PER_QUERY) {
+            // A branch per server: its newest row found by the
+            // (server_id, collected_at) index, as for one server alone.
+            let branch = format!(
+                "{REPORT_COLUMNS} WHERE server_id = ? AND collected_at = \
+                 (SELECT MAX(collected_at) FROM reports WHERE server_id = ?)"
+            );
+            let sql = sqlx::AssertSqlSafe(vec![branch; chunk.len()].join(" UNION ALL "));
+            with_pool!(&self.db, pool => {
+                let mut query = sqlx::query(sql);
+                for id in chunk {
+                    query = query.bind(*id).bind(*id);
+                }
+                for row in query.fetch_all(pool).await? {
+                    let row = report_from_row(&row)?;
+                    latest.insert(row.server_id, row.figures);
+                }
+            });
+        }
+        Ok(latest)
     }
 
     /// The newest `limit` rows of a server, newest first, keyframes not

@@ -4,7 +4,7 @@ use super::{CommandError, CommandResult, Context, Run, Usage};
 use crate::bot::format;
 use crate::bot::html::escape;
 use crate::bot::reply::{Output, Reply};
-use crate::storage::Server;
+use crate::storage::{Figures, Server};
 
 #[derive(Debug)]
 pub struct List;
@@ -29,9 +29,11 @@ impl Run for List {
         if servers.is_empty() {
             return Err(CommandError::NoServers);
         }
+        let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
+        let figures = cx.storage.latest_figures(&ids).await?;
         let mut blocks = vec![format!("<b>Your servers</b> ({})", servers.len())];
         for server in &servers {
-            blocks.push(line(cx, server).await?);
+            blocks.push(line(cx, server, figures.get(&server.id)));
         }
         blocks.push("/stat NAME shows one in detail.".to_owned());
         Ok(vec![Output::Send(Reply {
@@ -58,20 +60,19 @@ pub fn state_mark(server: &Server, cx: &Context<'_>) -> &'static str {
     }
 }
 
-async fn line(cx: &Context<'_>, server: &Server) -> Result<String, CommandError> {
+/// One server's line; `figures` from its newest report.
+fn line(cx: &Context<'_>, server: &Server, figures: Option<&Figures>) -> String {
     let mark = state_mark(server, cx);
     let name = escape(&server.name);
     let Some(seen) = server.last_seen_at else {
-        return Ok(format!(
-            "{mark} <b>{name}</b> · waiting for the first report"
-        ));
+        return format!("{mark} <b>{name}</b> · waiting for the first report");
     };
     let state = if is_online(server, cx) {
         "online".to_owned()
     } else {
         format!("offline, last seen {}", format::ago(seen, cx.now))
     };
-    let figures = match cx.storage.latest_figures(server.id).await? {
+    let figures = match figures {
         Some(f) => {
             // The fullest filesystem: the one that stops the host first.
             format!(
@@ -83,5 +84,5 @@ async fn line(cx: &Context<'_>, server: &Server) -> Result<String, CommandError>
         }
         None => String::new(),
     };
-    Ok(format!("{mark} <b>{name}</b> · {state}{figures}"))
+    format!("{mark} <b>{name}</b> · {state}{figures}")
 }
