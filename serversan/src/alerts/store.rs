@@ -547,7 +547,8 @@ pub(super) async fn save_rule(
          threshold = VALUES(threshold), for_secs = VALUES(for_secs), updated_at = VALUES(updated_at)",
     );
     retry_conflicts(|| async {
-        with_pool!(db, pool => {
+        let turn = storage.write_turn().await;
+        with_pool!(turn.db, pool => {
             sqlx::query(sql)
                 .bind(owner_id)
                 .bind(server_id)
@@ -573,7 +574,8 @@ pub(super) async fn delete_rule(
     metric: Metric,
 ) -> Result<bool> {
     let n = retry_conflicts(|| async {
-        with_pool!(storage.db(), pool => {
+        let turn = storage.write_turn().await;
+        with_pool!(turn.db, pool => {
             sqlx::query("DELETE FROM alert_rules WHERE owner_id = ? AND server_id = ? AND metric = ?")
                 .bind(owner_id)
                 .bind(server_id)
@@ -603,7 +605,8 @@ pub(super) async fn save_mute(
          ON DUPLICATE KEY UPDATE muted_until = VALUES(muted_until)",
     );
     retry_conflicts(|| async {
-        with_pool!(db, pool => {
+        let turn = storage.write_turn().await;
+        with_pool!(turn.db, pool => {
             sqlx::query(sql)
                 .bind(owner_id)
                 .bind(server_id)
@@ -625,7 +628,8 @@ pub(super) async fn delete_mutes(
     server_id: Option<i64>,
 ) -> Result<u64> {
     let n = retry_conflicts(|| async {
-        with_pool!(storage.db(), pool => {
+        let turn = storage.write_turn().await;
+        with_pool!(turn.db, pool => {
             match server_id {
                 Some(id) => sqlx::query("DELETE FROM alert_mutes WHERE owner_id = ? AND server_id = ?")
                     .bind(owner_id)
@@ -819,5 +823,45 @@ mod tests {
         let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
         assert_eq!(lens, [64, 16, 4, 1, 1, 1]);
         assert_eq!(chunks.concat(), items);
+    }
+
+    /// Thresholds and mutes, set from the bot while ingest's batch writer
+    /// holds SQLite's lock: each waits for its turn, not in SQLite's busy
+    /// handler.
+    #[tokio::test]
+    async fn rules_and_mutes_wait_for_the_write_turn() {
+        use crate::storage::test_support::{sqlite_with_busy_timeout, waits_for_the_write_turn};
+        let (_dir, storage) = sqlite_with_busy_timeout().await;
+        let rule = Some(Rule {
+            threshold: 80.0,
+            for_secs: 300,
+        });
+        let s = storage.clone();
+        waits_for_the_write_turn(&storage, async move {
+            save_rule(&s, 7, 0, Metric::Cpu, rule, 1_000).await
+        })
+        .await
+        .expect("rule saved");
+        assert_eq!(owner_rules(&storage, 7).await.expect("rules").len(), 1);
+        let s = storage.clone();
+        let deleted =
+            waits_for_the_write_turn(
+                &storage,
+                async move { delete_rule(&s, 7, 0, Metric::Cpu).await },
+            )
+            .await
+            .expect("rule deleted");
+        assert!(deleted);
+        let s = storage.clone();
+        waits_for_the_write_turn(&storage, async move { save_mute(&s, 7, 0, 5_000).await })
+            .await
+            .expect("mute saved");
+        let s = storage.clone();
+        let ended =
+            waits_for_the_write_turn(&storage, async move { delete_mutes(&s, 7, None).await })
+                .await
+                .expect("mutes ended");
+        assert_eq!(ended, 1);
+        storage.close().await;
     }
 }

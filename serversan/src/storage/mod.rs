@@ -207,7 +207,11 @@ impl Storage {
     /// on, whenever the lock is freed in between. The batch writer met the
     /// alert worker's transactions that way about 40 times a second at
     /// saturation. Waiting here ends the moment the other transaction does.
-    /// Other writers (the CLI, rare jobs) still meet the busy handler.
+    /// The bot's writes take it too (each command's user row, servers,
+    /// rules, mutes): under ingest load the busy handler's sleeps put the
+    /// bot's p99 at four to ten times its goal (BENCHMARKS.md, "Bot
+    /// latency"). Other writers (the CLI, another process; background
+    /// jobs) still meet the busy handler.
     ///
     /// The turn comes with the connection to write on: on an SQLite file
     /// the batch writer's own. Why: SQLite drops a connection's page cache
@@ -357,13 +361,68 @@ mod tests {
         storage.close().await;
     }
 
-    /// Every bot command records its user first. While ingest's batch
-    /// writer holds SQLite's lock, that write waits for its turn, not in
-    /// SQLite's busy handler, which sleeps up to 100 ms at a time and gives
-    /// up after the busy timeout.
+    /// The bot's writes, while ingest's batch writer holds SQLite's lock:
+    /// each waits for its turn, not in SQLite's busy handler.
     #[tokio::test]
-    async fn recording_a_user_waits_for_the_write_turn() {
-        use crate::storage::db::WritePool;
+    async fn the_bots_writes_wait_for_the_write_turn() {
+        use test_support::{sqlite_with_busy_timeout, waits_for_the_write_turn};
+        let (_dir, storage) = sqlite_with_busy_timeout().await;
+        let profile = UserProfile {
+            user_id: 42,
+            username: Some("someone".into()),
+            nickname: None,
+        };
+        let s = storage.clone();
+        let user = waits_for_the_write_turn(&storage, async move { s.upsert_user(&profile).await })
+            .await
+            .expect("user recorded");
+        assert_eq!(user.user_id, 42);
+
+        let s = storage.clone();
+        let name = ServerName::parse("box").expect("name");
+        let (server, _) =
+            waits_for_the_write_turn(&storage, async move { s.create_server(42, &name).await })
+                .await
+                .expect("server created");
+        let s = storage.clone();
+        let code =
+            waits_for_the_write_turn(&storage, async move { s.rotate_code(server.id, 42).await })
+                .await
+                .expect("code rotated");
+        assert!(code.is_some());
+        let s = storage.clone();
+        let promoted =
+            waits_for_the_write_turn(
+                &storage,
+                async move { s.set_role(42, RoleName::Admin).await },
+            )
+            .await
+            .expect("role set");
+        assert!(promoted);
+        let s = storage.clone();
+        let deleted =
+            waits_for_the_write_turn(
+                &storage,
+                async move { s.delete_server(server.id, 42).await },
+            )
+            .await
+            .expect("server deleted");
+        assert!(deleted);
+        storage.close().await;
+    }
+}
+
+/// For tests of writes that must take [`Storage::write_turn`].
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::future::Future;
+
+    use super::*;
+    use crate::config::SettingValue;
+    use crate::storage::db::WritePool;
+
+    /// An SQLite file whose busy handler gives up after 50 ms.
+    pub(crate) async fn sqlite_with_busy_timeout() -> (tempfile::TempDir, Storage) {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("db.sqlite");
         let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("url");
@@ -373,23 +432,23 @@ mod tests {
         };
         let storage = Storage::connect(&options).await.expect("open");
         storage.migrate().await.expect("migrate");
+        (dir, storage)
+    }
 
+    /// Runs `write` while the write turn and SQLite's write lock are held
+    /// as a batch holds them, asserts it is still waiting after six busy
+    /// timeouts (in the busy handler it would have failed with "database
+    /// is locked"), then releases both and returns what it gave.
+    pub(crate) async fn waits_for_the_write_turn<T: Send + 'static>(
+        storage: &Storage,
+        write: impl Future<Output = T> + Send + 'static,
+    ) -> T {
         let turn = storage.write_turn().await;
         let Db::Sqlite(pool) = turn.db else {
             panic!("an SQLite pool")
         };
-        // What a batch does: the write lock, up front.
         let tx = pool.begin_write().await.expect("lock");
-        let profile = UserProfile {
-            user_id: 42,
-            username: Some("someone".into()),
-            nickname: None,
-        };
-        let waiting = {
-            let storage = storage.clone();
-            tokio::spawn(async move { storage.upsert_user(&profile).await })
-        };
-        // Six busy timeouts: a write in the busy handler has failed by now.
+        let waiting = tokio::spawn(write);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(
             !waiting.is_finished(),
@@ -397,11 +456,6 @@ mod tests {
         );
         tx.commit().await.expect("commit");
         drop(turn);
-        let user = waiting
-            .await
-            .expect("task")
-            .expect("the user is recorded once the turn is free");
-        assert_eq!(user.user_id, 42);
-        storage.close().await;
+        waiting.await.expect("task")
     }
 }

@@ -182,7 +182,8 @@ impl Storage {
         for _ in 0..3 {
             let code = AuthCode::generate().map_err(StorageError::Random)?;
             let inserted = retry_conflicts(|| async {
-                with_pool!(&self.db, pool => {
+                let turn = self.write_turn().await;
+                with_pool!(turn.db, pool => {
                     let mut tx = pool.begin_write().await?;
                     sqlx::query(ensure_user)
                         .bind(owner_id)
@@ -352,7 +353,8 @@ impl Storage {
     pub async fn rotate_code(&self, id: i64, owner_id: i64) -> Result<Option<AuthCode>> {
         let code = AuthCode::generate().map_err(StorageError::Random)?;
         let changed = retry_conflicts(|| async {
-            with_pool!(&self.db, pool => {
+            let turn = self.write_turn().await;
+            with_pool!(turn.db, pool => {
                 sqlx::query("UPDATE servers SET key_id = ?, secret = ? WHERE id = ? AND owner_id = ?")
                     .bind(code.key_id())
                     .bind(code.secret())
@@ -379,7 +381,8 @@ impl Storage {
     pub async fn delete_server(&self, id: i64, owner_id: i64) -> Result<bool> {
         let now = unix_now();
         let deleted = retry_conflicts(|| async {
-            with_pool!(&self.db, pool => {
+            let turn = self.write_turn().await;
+            with_pool!(turn.db, pool => {
                 let mut tx = pool.begin_write().await?;
                 let n = sqlx::query("DELETE FROM servers WHERE id = ? AND owner_id = ?")
                     .bind(id)

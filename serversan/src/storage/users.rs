@@ -163,11 +163,7 @@ impl Storage {
         let nickname = bounded(profile.nickname.as_deref());
         let now = unix_now();
         retry_conflicts(|| async {
-            // Every bot command starts here. On SQLite, wait for ingest's
-            // batch writer in turn rather than in SQLite's busy handler,
-            // whose sleeps grow to 100 ms: under ingest load they made the
-            // bot's p99 several times its goal (BENCHMARKS.md, "Bot
-            // latency").
+            // Every bot command starts here (see `Storage::write_turn`).
             let turn = self.write_turn().await;
             with_pool!(turn.db, pool => {
                 sqlx::query(sql)
@@ -246,7 +242,8 @@ impl Storage {
     pub async fn set_role(&self, user_id: i64, role: RoleName) -> Result<bool> {
         let now = unix_now();
         let done = retry_conflicts(|| async {
-            with_pool!(&self.db, pool => {
+            let turn = self.write_turn().await;
+            with_pool!(turn.db, pool => {
                 sqlx::query("UPDATE users SET role_id = ?, updated_at = ? WHERE user_id = ?")
                     .bind(role.id())
                     .bind(now)
