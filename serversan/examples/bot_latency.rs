@@ -1,7 +1,8 @@
 //! Bot latency benchmark: time from an update reaching the Bot API (the
-//! test double) to the bot's reply arriving there, for `/stat NAME` and
-//! `/list`, with 1,000 servers stored (50 owners with 20 servers each, two
-//! reports per server), on SQLite unless told otherwise.
+//! test double) to the bot's reply arriving there, for `/stat NAME`,
+//! `/list` and a write, `/threshold NAME cpu 90`, with 1,000 servers
+//! stored (50 owners with 20 servers each, two reports per server), on
+//! SQLite unless told otherwise.
 //!
 //! ```text
 //! cargo run --release -p serversan --example bot_latency -- [--runs N] \
@@ -131,7 +132,12 @@ async fn main() -> Result<(), Error> {
 
     let user = TestUser::new(FIRST_OWNER, "Bench");
     ask(&double, &user, "/start").await?;
-    for (label, text) in [("/stat web-7", "/stat web-7"), ("/list", "/list")] {
+    // /threshold writes (the server's CPU rule), the others only read.
+    for (label, text) in [
+        ("/stat web-7", "/stat web-7"),
+        ("/list", "/list"),
+        ("/threshold", "/threshold web-7 cpu 90"),
+    ] {
         for _ in 0..10 {
             ask(&double, &user, text).await?; // warm-up
         }
