@@ -44,6 +44,7 @@ use serversan_protocol::Report;
 
 use super::db::{Columns, Db, WritePool, is_unique_violation, retry_conflicts, with_pool};
 use super::keyframes::Keyframes;
+use super::multirow::repeat;
 use super::{Result, Storage, StorageError, clamp_i64, detail, nonces, servers};
 
 /// The key figures stored as columns of `reports`.
@@ -667,15 +668,15 @@ impl Storage {
         &self,
         server_ids: &[i64],
     ) -> Result<std::collections::HashMap<i64, Figures>> {
+        // A branch per server: its newest row found by the
+        // (server_id, collected_at) index, as for one server alone.
+        let branch = format!(
+            "{REPORT_COLUMNS} WHERE server_id = ? AND collected_at = \
+             (SELECT MAX(collected_at) FROM reports WHERE server_id = ?)"
+        );
         let mut latest = std::collections::HashMap::with_capacity(server_ids.len());
         for chunk in server_ids.chunks(LATEST_PER_QUERY) {
-            // A branch per server: its newest row found by the
-            // (server_id, collected_at) index, as for one server alone.
-            let branch = format!(
-                "{REPORT_COLUMNS} WHERE server_id = ? AND collected_at = \
-                 (SELECT MAX(collected_at) FROM reports WHERE server_id = ?)"
-            );
-            let sql = sqlx::AssertSqlSafe(vec![branch; chunk.len()].join(" UNION ALL "));
+            let sql = sqlx::AssertSqlSafe(repeat(&branch, " UNION ALL ", chunk.len()));
             with_pool!(&self.db, pool => {
                 let mut query = sqlx::query(sql);
                 for id in chunk {
@@ -724,7 +725,7 @@ impl Storage {
             let sql = sqlx::AssertSqlSafe(format!(
                 "SELECT collected_at, detail FROM reports WHERE server_id = ? \
                  AND collected_at IN ({})",
-                vec!["?"; chunk.len()].join(", ")
+                repeat("?", ", ", chunk.len())
             ));
             with_pool!(&self.db, pool => {
                 let mut query = sqlx::query(sql).bind(server_id);
