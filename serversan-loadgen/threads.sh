@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Where a saturated server's time goes, without a profiler: a `serversan
+# serve` on a throwaway database, one saturation run of the load generator,
+# then, from /proc and the server's own /metrics,
+# - each server thread's CPU (as a share of the run's wall time) and its
+#   voluntary and involuntary context switches per report;
+# - the average group-commit batch (reports ÷ batches);
+# - the mean time a request spends in the server's handler, to compare
+#   with the load generator's latency.
+#
+#   serversan-loadgen/threads.sh sqlite|mysql [COUNT]
+#
+# Uses target/release/{serversan,serversan-loadgen} (BIN to override),
+# MariaDB at 127.0.0.1:3306 as root without password for `mysql`.
+set -euo pipefail
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+
+backend=${1:?usage: threads.sh sqlite|mysql [COUNT]}
+count=${2:-80000}
+bin=${BIN:-target/release}
+port=${PORT:-18086}
+inflight=${INFLIGHT:-64}
+work=$(mktemp -d)
+server_pid=
+
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+    if [ "$backend" = mysql ]; then
+        mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS lgthreads_$$" || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [ "$backend" = mysql ]; then
+    mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE lgthreads_$$ CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+    url="mysql://root@127.0.0.1:3306/lgthreads_$$"
+else
+    url="sqlite://$work/db.sqlite"
+fi
+if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null; then
+    echo "something already answers on port $port: stop it or set PORT" >&2
+    exit 1
+fi
+SERVERSAN_DATABASE_URL=$url SERVERSAN_LISTEN=127.0.0.1:$port \
+    SERVERSAN_MAX_REPORTS_PER_MINUTE=1000000 "$bin/serversan" serve >"$work/serve.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 50); do
+    if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null; then break; fi
+    sleep 0.2
+done
+
+load() {
+    "$bin/serversan-loadgen" http --url "http://127.0.0.1:$port" --database-url "$url" \
+        --agents 1000 --count "$1" --concurrency "$inflight"
+}
+
+# thread id, name, CPU ticks, voluntary and involuntary switches.
+threads() {
+    local task
+    for task in /proc/"$server_pid"/task/*; do
+        printf '%s %s %s %s\n' "${task##*/}" "$(tr -d ' ' <"$task/comm")" \
+            "$(awk '{ print $14 + $15 }' "$task/stat")" \
+            "$(awk '/^voluntary_ctxt/ { v = $2 } /^nonvoluntary_ctxt/ { n = $2 } END { print v, n }' "$task/status")"
+    done | sort
+}
+
+# sum of a metric's samples whose name starts with $1.
+metric() {
+    curl -fs "http://127.0.0.1:$port/metrics" | awk -v m="$1" 'index($1, m) == 1 { s += $2 } END { print s + 0 }'
+}
+
+echo "# $backend, $(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+# Servers are created and connections opened first, outside the figures.
+load 2000 >/dev/null
+threads >"$work/before"
+batches0=$(metric serversan_report_batches_total)
+seconds0=$(metric serversan_ingest_duration_seconds_sum)
+started=$(date +%s.%N)
+load "$count" | grep -E 'reports/s|latency'
+ended=$(date +%s.%N)
+threads >"$work/after"
+batches=$(awk -v a="$(metric serversan_report_batches_total)" -v b="$batches0" 'BEGIN { print a - b }')
+seconds=$(awk -v a="$(metric serversan_ingest_duration_seconds_sum)" -v b="$seconds0" 'BEGIN { print a - b }')
+awk -v n="$count" -v b="$batches" -v s="$seconds" 'BEGIN {
+    printf "batches: %d, %.1f reports each; mean time in the handler %.2f ms\n", b, n / b, s / n * 1000 }'
+echo "thread            CPU (% of wall)  switches per report (voluntary / involuntary)"
+join "$work/before" "$work/after" | awk -v t="$(getconf CLK_TCK)" -v n="$count" \
+    -v w="$(awk -v a="$ended" -v b="$started" 'BEGIN { print a - b }')" '{
+    cpu = ($7 - $3) / t
+    if (cpu >= 0.02)
+        printf "%-8s %-16s %5.0f %%          %.2f / %.2f\n", $1, $2, cpu / w * 100, ($8 - $4) / n, ($9 - $5) / n
+}'
