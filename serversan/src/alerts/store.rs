@@ -62,21 +62,12 @@ pub(super) struct Turn {
 const SIZES: [usize; 4] = [1, 4, 16, 64];
 
 /// `items` in chunks of at most the largest size, each padded to one of
-/// [`SIZES`] by repeating its last item. Only for statements a repeated
-/// item does not change: IN lists, deletes, and upserts of the same row to
-/// the same values (which at most bump a row's version twice).
+/// [`SIZES`] by repeating its last item (see `multirow::padded`). Only for
+/// statements a repeated item does not change: IN lists, deletes, and
+/// upserts of the same row to the same values (which at most bump a row's
+/// version more than once).
 fn padded<T: Copy>(items: &[T]) -> impl Iterator<Item = Vec<T>> + '_ {
-    items.chunks(SIZES[SIZES.len() - 1]).map(|chunk| {
-        let len = SIZES
-            .into_iter()
-            .find(|&s| s >= chunk.len())
-            .unwrap_or(chunk.len());
-        let mut padded = chunk.to_vec();
-        if let Some(&last) = chunk.last() {
-            padded.resize(len, last);
-        }
-        padded
-    })
+    multirow::padded(items, &SIZES)
 }
 
 /// `items` in chunks whose lengths are in [`SIZES`], largest first, none
@@ -800,21 +791,6 @@ pub(super) async fn forget_stale(storage: &Storage, now: i64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn padded_chunks_have_a_fixed_length_and_repeat_the_last_item() {
-        let lens = |n: usize| {
-            let items: Vec<usize> = (0..n).collect();
-            padded(&items).map(|c| c.len()).collect::<Vec<_>>()
-        };
-        assert_eq!(lens(0), Vec::<usize>::new());
-        assert_eq!(lens(1), [1]);
-        assert_eq!(lens(2), [4]);
-        assert_eq!(lens(17), [64]);
-        assert_eq!(lens(130), [64, 64, 4]);
-        let chunk = padded(&[7, 8]).next().expect("a chunk");
-        assert_eq!(chunk, [7, 8, 8, 8]);
-    }
 
     #[test]
     fn exact_chunks_cover_every_item_once() {
