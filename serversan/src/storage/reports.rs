@@ -44,7 +44,7 @@ use serversan_protocol::Report;
 
 use super::db::{Columns, Db, WritePool, is_unique_violation, retry_conflicts, with_pool};
 use super::keyframes::Keyframes;
-use super::multirow::repeat;
+use super::multirow::{self, repeat};
 use super::{Result, Storage, StorageError, clamp_i64, detail, nonces, servers};
 
 /// The key figures stored as columns of `reports`.
@@ -277,8 +277,12 @@ fn report_from_row(row: &impl Columns) -> Result<ReportRow, sqlx::Error> {
 const KEYFRAMES_PER_QUERY: usize = 500;
 
 /// Servers per query of [`Storage::latest_figures`], a `UNION ALL` branch
-/// each: well under SQLite's limit of 500 terms in a compound SELECT.
-const LATEST_PER_QUERY: usize = 100;
+/// each, the largest well under SQLite's limit of 500 terms in a compound
+/// SELECT. A list is padded to the next of these lengths: close enough
+/// that padding costs little (a full list of the default 20 servers per
+/// user needs none; 20 padded to 32 made `/list` 0.06 ms slower), few
+/// enough to bound the statement texts.
+const LATEST_SIZES: [usize; 12] = [1, 2, 4, 8, 12, 16, 20, 24, 32, 48, 64, 100];
 
 /// A report ready for the database: everything computed outside the
 /// transaction (figures, encoded detail), so a batch holds its lock only
@@ -661,7 +665,7 @@ impl Storage {
     /// server without reports is missing): columns only, so without the
     /// query for the keyframe a detail may need (`/list` took 2 ms more
     /// for 20 servers with it), and one query for up to
-    /// [`LATEST_PER_QUERY`] servers. Why one: `/list` asked once per
+    /// 100 servers ([`LATEST_SIZES`]). Why one: `/list` asked once per
     /// server, and under ingest load each round trip waited behind the
     /// reports (p99 20–30 ms for 20 servers, BENCHMARKS.md).
     pub async fn latest_figures(
@@ -675,11 +679,16 @@ impl Storage {
              (SELECT MAX(collected_at) FROM reports WHERE server_id = ?)"
         );
         let mut latest = std::collections::HashMap::with_capacity(server_ids.len());
-        for chunk in server_ids.chunks(LATEST_PER_QUERY) {
+        // Padded to a few lengths (a repeated branch only finds the same
+        // row again), so a connection prepares a few texts rather than one
+        // per list length: each text takes a place in sqlx's cache of
+        // prepared statements per connection, which on MariaDB also holds
+        // ingest's statements, and is a prepared statement on the server.
+        for chunk in multirow::padded(server_ids, &LATEST_SIZES) {
             let sql = sqlx::AssertSqlSafe(repeat(&branch, " UNION ALL ", chunk.len()));
             with_pool!(&self.db, pool => {
                 let mut query = sqlx::query(sql);
-                for id in chunk {
+                for id in &chunk {
                     query = query.bind(*id).bind(*id);
                 }
                 for row in query.fetch_all(pool).await? {
@@ -785,6 +794,42 @@ mod tests {
                 .wrapping_add(1_442_695_040_888_963_407);
             (self.0 >> 33) % n
         }
+    }
+
+    /// `/list` of any length prepares at most one statement text per
+    /// padded length on a connection, not one per number of servers.
+    #[tokio::test]
+    async fn latest_figures_prepares_a_few_texts_whatever_the_list_length() {
+        use sqlx::Connection as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("db.sqlite");
+        let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("url");
+        let options = StorageOptions {
+            max_connections: 1,
+            ..StorageOptions::new(url)
+        };
+        let storage = Storage::connect(&options).await.expect("open");
+        storage.migrate().await.expect("migrate");
+        let Db::Sqlite(pool) = &storage.db else {
+            panic!("an SQLite file")
+        };
+        let cached = || async {
+            pool.acquire()
+                .await
+                .expect("the read connection")
+                .cached_statements_size()
+        };
+        let before = cached().await;
+        for n in 1..=LATEST_SIZES[LATEST_SIZES.len() - 1] as i64 {
+            let ids: Vec<i64> = (1..=n).collect();
+            let latest = storage.latest_figures(&ids).await.expect("read");
+            assert!(latest.is_empty(), "no reports stored");
+        }
+        let texts = cached().await - before;
+        assert!(
+            texts <= LATEST_SIZES.len(),
+            "{texts} statement texts for lists of 1 to 100 servers"
+        );
     }
 
     async fn open(dir: &tempfile::TempDir, name: &str) -> (Storage, Vec<String>) {
