@@ -244,8 +244,12 @@ async fn record_try(
 ) -> Result<(), StorageError> {
     let reason = reason.map(bounded);
     let done_at = (status != PENDING).then(unix_now);
+    // Taken for each message sent: on SQLite, wait for the batch writer
+    // here rather than in SQLite's busy handler (under ingest load 15 ms
+    // at the median, over 100 ms at the p99, between two messages).
     retry_conflicts(|| async {
-        with_pool!(storage.db(), pool => {
+        let turn = storage.write_turn().await;
+        with_pool!(turn.db, pool => {
             sqlx::query(
                 "UPDATE outbox SET status = ?, done_at = ?, attempts = attempts + 1, \
                  next_attempt_at = COALESCE(?, next_attempt_at), last_error = ? \
@@ -273,8 +277,7 @@ pub(super) async fn mark_unreachable(
     storage: &Storage,
     chat_id: i64,
 ) -> Result<usize, StorageError> {
-    let db = storage.db();
-    let record = db.sql(
+    let record = storage.db().sql(
         "INSERT INTO unreachable_chats (chat_id, since) VALUES (?, ?) \
          ON CONFLICT (chat_id) DO UPDATE SET since = excluded.since",
         "INSERT INTO unreachable_chats (chat_id, since) VALUES (?, ?) \
@@ -282,7 +285,8 @@ pub(super) async fn mark_unreachable(
     );
     let now = unix_now();
     let dropped = retry_conflicts(|| async {
-        with_pool!(db, pool => {
+        let turn = storage.write_turn().await;
+        with_pool!(turn.db, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::query(record).bind(chat_id).bind(now).execute(&mut *tx).await?;
             let n = sqlx::query(
@@ -358,4 +362,56 @@ pub async fn messages_for(
             .map(|r| Ok((r.text("text")?, Status::from_column(r.int("status")?))))
             .collect::<Result<_, sqlx::Error>>()?)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::db::InsertedId;
+    use crate::storage::test_support::{sqlite_with_busy_timeout, waits_for_the_write_turn};
+
+    async fn queue(storage: &Storage, chat_id: i64, text: &str) -> i64 {
+        with_pool!(storage.db(), pool => {
+            sqlx::query(
+                "INSERT INTO outbox (chat_id, text, created_at, next_attempt_at) VALUES (?, ?, ?, 0)",
+            )
+            .bind(chat_id)
+            .bind(text)
+            .bind(unix_now())
+            .execute(pool)
+            .await
+            .expect("queued")
+            .inserted_id()
+        })
+    }
+
+    /// The sender's writes, while ingest's batch writer holds SQLite's
+    /// lock: each waits for its turn, not in SQLite's busy handler.
+    #[tokio::test]
+    async fn the_senders_writes_wait_for_the_write_turn() {
+        let (_dir, storage) = sqlite_with_busy_timeout().await;
+        let sent = queue(&storage, 5, "sent").await;
+        queue(&storage, 6, "dropped").await;
+        let s = storage.clone();
+        waits_for_the_write_turn(&storage, async move {
+            record_try(&s, sent, SENT, None, None).await
+        })
+        .await
+        .expect("recorded");
+        let s = storage.clone();
+        let dropped =
+            waits_for_the_write_turn(&storage, async move { mark_unreachable(&s, 6).await })
+                .await
+                .expect("marked");
+        assert_eq!(dropped, 1);
+        assert_eq!(
+            messages_for(&storage, 5).await.expect("read"),
+            [("sent".to_owned(), Status::Sent)]
+        );
+        assert_eq!(
+            messages_for(&storage, 6).await.expect("read"),
+            [("dropped".to_owned(), Status::Dropped)]
+        );
+        storage.close().await;
+    }
 }
