@@ -16,7 +16,39 @@ use serversan_protocol::AuthCode;
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../install.sh");
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const SERVER: &str = "http://127.0.0.1:9";
-const CRON_LINE: &str = "* * * * * serversan /usr/local/bin/serversan-agent report >/dev/null 2>&1";
+
+/// The cron job for `code`: at its second of the minute.
+fn cron_line(code: &str) -> String {
+    format!(
+        "* * * * * serversan sleep {}; exec /usr/local/bin/serversan-agent report >/dev/null 2>&1",
+        report_second(code)
+    )
+}
+
+/// The second of the minute the installer schedules `code`'s reports at:
+/// POSIX `cksum` of the key id, modulo 60, computed here independently of
+/// the script.
+fn report_second(code: &str) -> u32 {
+    let key_id = code.split('.').next().unwrap_or_default().as_bytes();
+    let mut crc: u32 = 0;
+    let mut feed = |byte: u8| {
+        crc ^= u32::from(byte) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+    };
+    key_id.iter().copied().for_each(&mut feed);
+    let mut len = key_id.len();
+    while len > 0 {
+        feed((len & 0xff) as u8);
+        len >>= 8;
+    }
+    !crc % 60
+}
 
 /// These tests create users and chown files (inside the prefix), which
 /// needs root.
@@ -354,6 +386,18 @@ fn scripts_have_lf_endings_and_plain_ascii() {
     assert_eq!(mode & 0o111, 0o111, "install.sh is not executable");
 }
 
+/// The test's own `cksum` agrees with POSIX `cksum` (values from GNU
+/// coreutils), and key ids spread over the whole minute.
+#[test]
+fn report_seconds_follow_cksum_and_cover_the_minute() {
+    assert_eq!(report_second("abcdefgh12.secret"), 2_275_921_423 % 60);
+    assert_eq!(report_second("Zq8xP2mK.secret"), 2_336_166_348 % 60);
+    let seconds: BTreeSet<u32> = (0..3000)
+        .map(|i| report_second(&format!("host{i:06}.x")))
+        .collect();
+    assert_eq!(seconds.len(), 60, "every second of the minute is used");
+}
+
 #[test]
 fn installs_with_cron_in_a_prefix() {
     let Some(prefix) = Prefix::if_root() else {
@@ -377,7 +421,7 @@ fn installs_with_cron_in_a_prefix() {
         .filter(|l| !l.starts_with('#') && !l.contains('='))
         .filter(|l| !l.trim().is_empty())
         .collect();
-    assert_eq!(jobs, [CRON_LINE]);
+    assert_eq!(jobs, [cron_line(&code)]);
     assert!(!cron.contains(secret_of(&code)));
     assert_eq!(
         added(&before, &after),
@@ -430,8 +474,9 @@ fn installs_with_a_systemd_timer_in_a_prefix() {
         assert!(service.lines().any(|l| l == line), "{line} in\n{service}");
     }
     let timer = prefix.read(timer_path);
+    let at = format!("OnCalendar=*-*-* *:*:{:02}", report_second(&code));
     for line in [
-        "OnCalendar=*-*-* *:*:00",
+        at.as_str(),
         "Unit=serversan-agent.service",
         "WantedBy=timers.target",
     ] {
@@ -502,6 +547,11 @@ fn rerunning_replaces_the_code_and_keeps_everything_else() {
     let mut want = installed.clone();
     want.get_mut("etc/serversan/auth.log").unwrap().content =
         Some(format!("{second}\n").into_bytes());
+    // The new key id has its own second of the minute.
+    let cron_path = "etc/cron.d/serversan-agent";
+    let cron = prefix.read(cron_path);
+    assert!(cron.lines().any(|l| l == cron_line(&second)), "{cron}");
+    want.get_mut(cron_path).unwrap().content = Some(cron.into_bytes());
     assert_eq!(prefix.listing(), want);
 
     // Settings a user added to agent.toml survive; a new agent binary and a
