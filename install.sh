@@ -403,14 +403,16 @@ report_second() {
 }
 
 cron_entry() {
+  local second
+  second=$(report_second)
   cat <<EOF
 # ServerSan agent: one report a minute, as the unprivileged user $AGENT_USER,
-# at second $(report_second) of the minute (see install.sh).
+# at second $second of the minute (see install.sh).
 # Written by install.sh; "install.sh --uninstall" removes it.
 SHELL=/bin/sh
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 MAILTO=""
-* * * * * $AGENT_USER sleep $(report_second); exec $BIN_PATH report >/dev/null 2>&1
+* * * * * $AGENT_USER sleep $second; exec $BIN_PATH report >/dev/null 2>&1
 EOF
 }
 
