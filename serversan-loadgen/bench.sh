@@ -11,7 +11,6 @@
 # Uses target/release/{serversan,serversan-loadgen} (BIN to override),
 # MariaDB at 127.0.0.1:3306 as root without password for `mysql`.
 set -euo pipefail
-unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 
 backend=${1:?usage: bench.sh sqlite|mysql [RUNS]}
 runs=${2:-3}
@@ -21,61 +20,9 @@ count=${COUNT:-50000}
 agents=${AGENTS:-1000}
 # Requests in flight, in the HTTP runs and the direct one alike.
 inflight=${INFLIGHT:-64}
-work=$(mktemp -d)
-server_pid=
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$(dirname "$0")/common.sh"
 
-cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-    if [ "$backend" = mysql ]; then
-        mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS lgbench_$$" || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-fresh_database() {
-    if [ "$backend" = mysql ]; then
-        mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS lgbench_$$; \
-            CREATE DATABASE lgbench_$$ CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-        echo "mysql://root@127.0.0.1:3306/lgbench_$$"
-    else
-        rm -f "$work"/db.sqlite*
-        echo "sqlite://$work/db.sqlite"
-    fi
-}
-
-start_server() {
-    if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null; then
-        echo "something already answers on port $port: stop it or set PORT" >&2
-        exit 1
-    fi
-    SERVERSAN_DATABASE_URL=$1 SERVERSAN_LISTEN=127.0.0.1:$port \
-        SERVERSAN_MAX_REPORTS_PER_MINUTE=1000000 \
-        "$bin/serversan" serve >"$work/serve.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 50); do
-        if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null; then return; fi
-        sleep 0.2
-    done
-    cat "$work/serve.log" >&2
-    exit 1
-}
-
-stop_server() {
-    kill "$server_pid"
-    wait "$server_pid" || true
-    server_pid=
-}
-
-ticks=$(getconf CLK_TCK)
-# CPU seconds a running process has used.
-cpu_of() {
-    if [ -n "$1" ] && [ -r "/proc/$1/stat" ]; then
-        awk -v t="$ticks" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"
-    else
-        echo 0
-    fi
-}
 # CPU seconds of this shell's finished children (the load generator runs),
 # from the output of `times`, which must run in this shell itself.
 children_cpu() {

@@ -12,32 +12,22 @@
 # 127.0.0.1:3306 as root without password for `mysql`. The load generator
 # is stopped once the example has timed its commands; it prints nothing.
 set -euo pipefail
-unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 
 backend=${1:?usage: bot-bench.sh sqlite|mysql [RATE]}
 rate=${2:-}
 bin=${BIN:-target/release}
 port=${PORT:-18096}
-work=$(mktemp -d)
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$(dirname "$0")/common.sh"
 example_pid=
 load_pid=
 
-cleanup() {
+on_exit() {
     if [ -n "$example_pid" ]; then kill "$example_pid" 2>/dev/null || true; fi
     if [ -n "$load_pid" ]; then kill "$load_pid" 2>/dev/null || true; fi
-    if [ "$backend" = mysql ]; then
-        mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS lgbot_$$" || true
-    fi
-    rm -rf "$work"
 }
-trap cleanup EXIT
 
-if [ "$backend" = mysql ]; then
-    mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE lgbot_$$ CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-    url="mysql://root@127.0.0.1:3306/lgbot_$$"
-else
-    url="sqlite://$work/db.sqlite"
-fi
+url=$(fresh_database)
 
 echo "# $backend, ${rate:-saturation}, $(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg)"
 # The example stores its 1,000 servers, starts serving, then waits 8 s

@@ -11,51 +11,27 @@
 # tables, thin LTO; a first build takes several minutes). Needs `perf`
 # (Debian's linux-perf); MariaDB at 127.0.0.1:3306 as root for `mysql`.
 set -euo pipefail
-unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 
 backend=${1:?usage: profile.sh sqlite|mysql [COUNT]}
 count=${2:-30000}
 port=${PORT:-18085}
-work=$(mktemp -d)
-server_pid=
-
-cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-    if [ "$backend" = mysql ]; then
-        mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS lgprof_$$" || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bin=target/profiling/release
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$(dirname "$0")/common.sh"
 
 CARGO_TARGET_DIR=target/profiling CARGO_PROFILE_RELEASE_STRIP=false \
     CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_PROFILE_RELEASE_LTO=thin \
     CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
     cargo build --release -q -p serversan -p serversan-loadgen
-bin=target/profiling/release
 
-if [ "$backend" = mysql ]; then
-    mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE lgprof_$$ CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-    url="mysql://root@127.0.0.1:3306/lgprof_$$"
-else
-    url="sqlite://$work/db.sqlite"
-fi
-SERVERSAN_DATABASE_URL=$url SERVERSAN_LISTEN=127.0.0.1:$port \
-    SERVERSAN_MAX_REPORTS_PER_MINUTE=1000000 "$bin/serversan" serve >"$work/serve.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 50); do
-    if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null; then break; fi
-    sleep 0.2
-done
-
-ticks=$(getconf CLK_TCK)
-cpu() { awk -v t="$ticks" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
+url=$(fresh_database)
+start_server "$url"
 
 echo "# $backend, $(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg)"
-before=$(cpu "$server_pid")
+before=$(cpu_of "$server_pid")
 db_pid=
 if [ "$backend" = mysql ]; then db_pid=$(pgrep -x mariadbd | head -n 1 || true); fi
-if [ -n "$db_pid" ]; then db_before=$(cpu "$db_pid"); fi
+if [ -n "$db_pid" ]; then db_before=$(cpu_of "$db_pid"); fi
 # Servers are created first (not profiled); the profile covers 8 s of load.
 (sleep 3 && perf record -q -F 499 --call-graph dwarf,16384 -p "$server_pid" \
     -o "$work/perf.data" -- sleep 8 >/dev/null 2>&1) &
@@ -63,8 +39,8 @@ perf_pid=$!
 /usr/bin/time -f "load generator CPU: %U s user + %S s system" \
     "$bin/serversan-loadgen" http --url "http://127.0.0.1:$port" --database-url "$url" \
     --agents 1000 --count "$count" --concurrency 64
-after=$(cpu "$server_pid")
-if [ -n "$db_pid" ]; then db_after=$(cpu "$db_pid"); fi
+after=$(cpu_of "$server_pid")
+if [ -n "$db_pid" ]; then db_after=$(cpu_of "$db_pid"); fi
 wait "$perf_pid" || true
 awk -v a="$before" -v b="$after" -v n="$count" \
     'BEGIN { printf "server CPU: %.2f s, %.0f µs per report (perf running part of the time)\n", b - a, (b - a) * 1e6 / n }'

@@ -13,42 +13,17 @@
 # Uses target/release/{serversan,serversan-loadgen} (BIN to override),
 # MariaDB at 127.0.0.1:3306 as root without password for `mysql`.
 set -euo pipefail
-unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 
 backend=${1:?usage: threads.sh sqlite|mysql [COUNT]}
 count=${2:-80000}
 bin=${BIN:-target/release}
 port=${PORT:-18086}
 inflight=${INFLIGHT:-64}
-work=$(mktemp -d)
-server_pid=
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$(dirname "$0")/common.sh"
 
-cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-    if [ "$backend" = mysql ]; then
-        mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS lgthreads_$$" || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-if [ "$backend" = mysql ]; then
-    mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE lgthreads_$$ CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-    url="mysql://root@127.0.0.1:3306/lgthreads_$$"
-else
-    url="sqlite://$work/db.sqlite"
-fi
-if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null; then
-    echo "something already answers on port $port: stop it or set PORT" >&2
-    exit 1
-fi
-SERVERSAN_DATABASE_URL=$url SERVERSAN_LISTEN=127.0.0.1:$port \
-    SERVERSAN_MAX_REPORTS_PER_MINUTE=1000000 "$bin/serversan" serve >"$work/serve.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 50); do
-    if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null; then break; fi
-    sleep 0.2
-done
+url=$(fresh_database)
+start_server "$url"
 
 load() {
     "$bin/serversan-loadgen" http --url "http://127.0.0.1:$port" --database-url "$url" \
