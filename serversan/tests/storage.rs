@@ -514,13 +514,6 @@ async fn extreme_reports_are_stored_losslessly(backend: Backend) {
 
 /// A raw connection to the test database, for writing rows as an older
 /// server (or a broken disk) would have.
-async fn raw_connection(db: &TestDb) -> sqlx::AnyConnection {
-    sqlx::any::install_default_drivers();
-    sqlx::AnyConnection::connect(db.url.expose())
-        .await
-        .expect("connect")
-}
-
 /// What to write into a row's `detail`.
 enum RawDetail {
     /// JSON text, as servers wrote before compact details.
@@ -576,7 +569,7 @@ async fn rows_written_before_compact_details_stay_readable(backend: Backend) {
         .create_server(1, &name("old"))
         .await
         .expect("create");
-    let mut conn = raw_connection(&db).await;
+    let mut conn = db.raw_connection().await;
     let mut old = common::report(60);
     old.hostname = "old-é-🐇".into();
     old.memory.total = u64::MAX;
@@ -633,7 +626,7 @@ async fn rows_written_before_0140_stay_readable(backend: Backend) {
         .create_server(1, &name("old"))
         .await
         .expect("create");
-    let mut conn = raw_connection(&db).await;
+    let mut conn = db.raw_connection().await;
     // The table as it was before migration 0140.
     let before = match backend {
         Backend::MySql => {
@@ -719,7 +712,7 @@ async fn a_corrupt_detail_is_a_clear_error(backend: Backend) {
         .create_server(1, &name("bad"))
         .await
         .expect("create");
-    let mut conn = raw_connection(&db).await;
+    let mut conn = db.raw_connection().await;
     let cases: [(Vec<u8>, &str); 4] = [
         (vec![1, 0xde, 0xad, 0xbe, 0xef], "does not decompress"),
         (vec![9, 1, 2], "format 0x09"),

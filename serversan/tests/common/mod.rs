@@ -173,6 +173,16 @@ impl TestDb {
         storage
     }
 
+    /// A connection of its own to this database, outside the storage's
+    /// pools: for what only a test does to it (rows written as another
+    /// version would have, triggers, schema changes).
+    pub async fn raw_connection(&self) -> sqlx::AnyConnection {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyConnection::connect(self.url.expose())
+            .await
+            .expect("connect")
+    }
+
     /// A configuration for a server on this database, listening on a free
     /// loopback port, with short timeouts.
     pub fn config(&self) -> Config {
