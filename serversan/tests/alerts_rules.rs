@@ -11,6 +11,7 @@ use std::time::Duration;
 use alerts_support::*;
 use common::Backend;
 use serversan::alerts::{AlertSettings, Alerts, Metric};
+use serversan_protocol::Report;
 
 on_both_backends!(
     fires_only_after_every_report_in_the_window_breaches,
@@ -28,6 +29,8 @@ on_both_backends!(
     each_filesystem_is_watched_alone,
     stale_reports_only_prove_life,
     deleted_servers_leave_no_alert_rows,
+    a_mass_outage_is_announced_in_one_tick,
+    a_server_that_fails_holds_up_no_other,
 );
 
 async fn fires_only_after_every_report_in_the_window_breaches(backend: Backend) {
@@ -548,4 +551,127 @@ async fn deleted_servers_leave_no_alert_rows(backend: Backend) {
     f.clock.advance(3600);
     f.alerts.tick().await.expect("tick");
     assert!(f.messages().await.is_empty());
+}
+
+/// More servers than one round of a tick finds (500) and one of its
+/// transactions takes (256).
+const MANY: usize = 1_100;
+
+async fn a_mass_outage_is_announced_in_one_tick(backend: Backend) {
+    let settings = AlertSettings {
+        reminder_interval: Duration::from_secs(3600),
+        ..AlertSettings::default()
+    };
+    let Some(f) = Fixture::with_settings(backend, settings).await else {
+        return;
+    };
+    let mut names = vec!["web1".to_owned()];
+    let mut ids = vec![f.server.id];
+    for i in 1..MANY {
+        let name = format!("node{i}");
+        ids.push(add_server(&f.storage, OWNER, &name).await.id);
+        names.push(name);
+    }
+    let all_report = |f: &Fixture| {
+        let report = Report::example(f.now());
+        let ids = ids.clone();
+        let alerts = f.alerts.clone();
+        async move {
+            for chunk in ids.chunks(256) {
+                let batch: Vec<(i64, &Report)> = chunk.iter().map(|id| (*id, &report)).collect();
+                alerts.on_reports(&batch).await.expect("evaluate");
+            }
+        }
+    };
+    all_report(&f).await;
+    // Each server is named in exactly one of `messages`.
+    let each_once = |messages: &[String]| {
+        assert_eq!(messages.len(), MANY);
+        for name in &names {
+            let bold = format!("<b>{name}</b>");
+            let n = messages.iter().filter(|m| m.contains(&bold)).count();
+            assert_eq!(n, 1, "{name} in {n} messages");
+        }
+    };
+
+    // Every server falls silent at once: one tick finds them all.
+    f.clock.advance(4 * 60);
+    assert_eq!(f.alerts.tick().await.expect("tick").offline, MANY);
+    let mut seen = 0;
+    let offline = f.new_messages(&mut seen).await;
+    each_once(&offline);
+    assert!(offline.iter().all(|m| m.contains("Offline")), "{offline:?}");
+    f.clock.advance(60);
+    assert_eq!(f.alerts.tick().await.expect("tick"), Default::default());
+    assert!(f.new_messages(&mut seen).await.is_empty());
+
+    // An hour later every owner's alert is repeated, in one tick.
+    f.clock.advance(3600);
+    assert_eq!(f.alerts.tick().await.expect("tick").reminders, MANY);
+    each_once(&f.new_messages(&mut seen).await);
+
+    // They come back while muted; the mute's end (before the offline rule
+    // is due again) tells each once.
+    f.alerts
+        .mute(OWNER, None, Duration::from_secs(120))
+        .await
+        .expect("mute");
+    all_report(&f).await;
+    assert!(f.new_messages(&mut seen).await.is_empty());
+    f.clock.advance(121);
+    assert_eq!(f.alerts.tick().await.expect("tick").caught_up, MANY);
+    let recovered = f.new_messages(&mut seen).await;
+    each_once(&recovered);
+    assert!(
+        recovered.iter().all(|m| m.contains("reporting again")),
+        "{recovered:?}"
+    );
+}
+
+async fn a_server_that_fails_holds_up_no_other(backend: Backend) {
+    let Some(f) = Fixture::new(backend).await else {
+        return;
+    };
+    let broken = add_server(&f.storage, OWNER, "broken").await;
+    let web2 = add_server(&f.storage, OWNER, "web2").await;
+    for id in [f.server.id, broken.id, web2.id] {
+        f.report_for(id, healthy()).await;
+    }
+    // The database refuses every message about `broken`, so any
+    // transaction that would queue one fails.
+    let trigger = match backend {
+        Backend::Sqlite => {
+            "CREATE TRIGGER refuse_broken BEFORE INSERT ON outbox \
+             WHEN NEW.text LIKE '%<b>broken</b>%' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        }
+        Backend::MySql => {
+            "CREATE TRIGGER refuse_broken BEFORE INSERT ON outbox FOR EACH ROW \
+             IF NEW.text LIKE '%<b>broken</b>%' THEN \
+             SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; END IF"
+        }
+    };
+    let mut conn = f.db.raw_connection().await;
+    sqlx::raw_sql(trigger)
+        .execute(&mut conn)
+        .await
+        .expect("trigger");
+
+    f.clock.advance(4 * 60);
+    assert_eq!(f.alerts.tick().await.expect("tick").offline, 2);
+    let messages = f.messages().await;
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("<b>web1</b>")));
+    assert!(messages.iter().any(|m| m.contains("<b>web2</b>")));
+
+    // Nothing was stored for it, so the next tick tries it again.
+    sqlx::raw_sql("DROP TRIGGER refuse_broken")
+        .execute(&mut conn)
+        .await
+        .expect("drop trigger");
+    f.clock.advance(60);
+    assert_eq!(f.alerts.tick().await.expect("tick").offline, 1);
+    let messages = f.messages().await;
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert!(messages[2].contains("<b>broken</b>"), "{}", messages[2]);
 }

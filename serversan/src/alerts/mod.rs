@@ -28,8 +28,9 @@ pub mod rules;
 pub mod settings;
 mod store;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serversan_protocol::Report;
 use tokio::sync::Notify;
@@ -51,8 +52,14 @@ use queue::StoredReport;
 pub const SCHEDULER_LEASE: &str = "alert-scheduler";
 pub const SENDER_LEASE: &str = "alert-sender";
 
-/// Servers handled per kind of work in one tick; the rest wait a tick.
+/// Servers found per round of one kind of a tick's work (see [`rounds`]).
 const TICK_BATCH: i64 = 500;
+
+/// How long a tick goes on finding more servers to handle: well inside the
+/// scheduler's lease (30 s by default), and time enough for tens of
+/// thousands of servers (BENCHMARKS.md, "A mass outage"). Once it is spent,
+/// each kind of work does one round per tick.
+const TICK_BUDGET: Duration = Duration::from_secs(10);
 
 /// Why an alert operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +215,7 @@ impl Alerts {
     pub async fn tick(&self) -> Result<TickSummary, AlertError> {
         let now = self.now();
         let storage = &self.inner.storage;
+        let started = Instant::now();
         let mut summary = TickSummary::default();
 
         let default_offline = Metric::Offline.default_rule().threshold;
@@ -215,47 +223,50 @@ impl Alerts {
             .await?
             .map_or(default_offline, |m| m.min(default_offline));
         let silent_before = now - (shortest * 60.0).floor() as i64;
-        let silent =
-            store::silent_servers(storage, silent_before, default_offline, now, TICK_BATCH).await?;
-        for server_id in silent {
-            let fired = store::in_server_tx(storage, server_id, now, None, |ctx, tracks| {
-                plan::silence(ctx, tracks, now)
-            })
-            .await;
-            if each_server(server_id, fired) == Some(Some(true)) {
-                summary.offline += 1;
-            }
-        }
+        let find = |after| {
+            store::silent_servers(
+                storage,
+                silent_before,
+                default_offline,
+                now,
+                after,
+                TICK_BATCH,
+            )
+        };
+        let fired = rounds(storage, started, now, find, |ctx, tracks| {
+            plan::silence(ctx, tracks, now)
+        })
+        .await?;
+        summary.offline = fired.into_iter().filter(|fired| *fired).count();
 
-        for server_id in store::servers_to_catch_up(storage, now, TICK_BATCH).await? {
-            let told = self.catch_up_server(server_id, now).await;
-            summary.caught_up += each_server(server_id, told).unwrap_or(0);
-        }
+        let find = |after: (i64, i64)| async move {
+            let ids = store::servers_to_catch_up(storage, now, after.1, TICK_BATCH).await?;
+            Ok(ids.into_iter().map(|id| (id, id)).collect())
+        };
+        let told = rounds(storage, started, now, find, |ctx, tracks| {
+            plan::catch_up(ctx, tracks, now)
+        })
+        .await?;
+        summary.caught_up = told.into_iter().sum();
 
         let every = secs(self.inner.settings.reminder_interval);
         if every > 0 {
-            let due = store::servers_to_remind(storage, now - every, now, TICK_BATCH).await?;
-            for server_id in due {
-                let n = store::in_server_tx(storage, server_id, now, None, |ctx, tracks| {
-                    plan::reminders(ctx, tracks, every, now)
-                })
-                .await;
-                summary.reminders += each_server(server_id, n).flatten().unwrap_or(0);
-            }
+            let find = |after: (i64, i64)| async move {
+                let ids = store::servers_to_remind(storage, now - every, now, after.1, TICK_BATCH)
+                    .await?;
+                Ok(ids.into_iter().map(|id| (id, id)).collect())
+            };
+            let told = rounds(storage, started, now, find, |ctx, tracks| {
+                plan::reminders(ctx, tracks, every, now)
+            })
+            .await?;
+            summary.reminders = told.into_iter().sum();
         }
 
         store::forget_stale(storage, now).await?;
         outbox::prune(storage, unix_now() - secs(self.inner.settings.outbox_keep)).await?;
         self.queued(summary != TickSummary::default());
         Ok(summary)
-    }
-
-    async fn catch_up_server(&self, server_id: i64, now: i64) -> Result<usize, AlertError> {
-        let n = store::in_server_tx(&self.inner.storage, server_id, now, None, |ctx, tracks| {
-            plan::catch_up(ctx, tracks, now)
-        })
-        .await?;
-        Ok(n.unwrap_or(0))
     }
 
     /// The rules an owner stored: `(server id, or 0 for their default;
@@ -337,12 +348,17 @@ impl Alerts {
     ) -> Result<(u64, usize), AlertError> {
         let ended = store::delete_mutes(&self.inner.storage, owner_id, server_id).await?;
         let now = self.now();
-        let mut told = 0;
-        for id in store::owner_servers_with_state(&self.inner.storage, owner_id).await? {
-            if server_id.is_none_or(|s| s == id) {
-                told += self.catch_up_server(id, now).await?;
-            }
-        }
+        let storage = &self.inner.storage;
+        let mut ids = store::owner_servers_with_state(storage, owner_id).await?;
+        ids.retain(|id| server_id.is_none_or(|s| s == *id));
+        // A server that fails here is caught up by the next tick.
+        let told: usize = store::in_server_batches(storage, &ids, now, |ctx, tracks| {
+            plan::catch_up(ctx, tracks, now)
+        })
+        .await
+        .into_iter()
+        .flatten()
+        .sum();
         self.queued(told > 0);
         Ok((ended, told))
     }
@@ -476,12 +492,42 @@ impl Background {
     }
 }
 
-/// The result of one server's part of a tick; a failure is logged and the
-/// tick goes on with the other servers.
-fn each_server<T, E: std::fmt::Display>(server_id: i64, result: Result<T, E>) -> Option<T> {
-    result
-        .inspect_err(|e| tracing::warn!(server_id, "alert tick failed for a server: {e}"))
-        .ok()
+/// One kind of a tick's work, in rounds: `find` names up to [`TICK_BATCH`]
+/// servers after a cursor, as `(sort key, server id)` pairs in its order,
+/// and `plan` runs on each (see `store::in_server_batches`). Another round
+/// starts after the last server found while the last round was full and
+/// the tick has run for less than [`TICK_BUDGET`]: so a mass outage of
+/// many thousand servers is announced within a tick or two rather than
+/// [`TICK_BATCH`] servers a tick, and no round reads again what an earlier
+/// one found. The values of the servers handled; a server whose work
+/// failed (logged) has none.
+async fn rounds<T, Find, Found>(
+    storage: &Storage,
+    started: Instant,
+    now: i64,
+    find: Find,
+    plan: impl Fn(&store::ServerCtx, BTreeMap<Subject, Track>) -> store::Plan<T>,
+) -> Result<Vec<T>, AlertError>
+where
+    Find: Fn((i64, i64)) -> Found,
+    Found: Future<Output = store::Result<Vec<(i64, i64)>>>,
+{
+    let mut after = (i64::MIN, i64::MIN);
+    let mut values = Vec::new();
+    loop {
+        let found = find(after).await?;
+        let Some(&last) = found.last() else {
+            break;
+        };
+        after = last;
+        let ids: Vec<i64> = found.iter().map(|(_, id)| *id).collect();
+        let done = store::in_server_batches(storage, &ids, now, &plan).await;
+        values.extend(done.into_iter().flatten());
+        if found.len() < TICK_BATCH as usize || started.elapsed() >= TICK_BUDGET {
+            break;
+        }
+    }
+    Ok(values)
 }
 
 /// A duration in whole seconds, as stored.
