@@ -2,8 +2,10 @@
 # Where a saturated server's time goes, without a profiler: a `serversan
 # serve` on a throwaway database, one saturation run of the load generator,
 # then, from /proc and the server's own /metrics,
-# - each server thread's CPU (as a share of the run's wall time) and its
-#   voluntary and involuntary context switches per report;
+# - each server thread's CPU (as a share of the run's wall time), its
+#   voluntary and involuntary context switches per report, and how long it
+#   waited for a core per report (runnable but not running: the kernel's
+#   schedstat run delay);
 # - the average group-commit batch (reports ÷ batches);
 # - the mean time a request spends in the server's handler, to compare
 #   with the load generator's latency.
@@ -30,13 +32,15 @@ load() {
         --agents 1000 --count "$1" --concurrency "$inflight"
 }
 
-# thread id, name, CPU ticks, voluntary and involuntary switches.
+# thread id, name, CPU ticks, voluntary and involuntary switches, ns
+# spent runnable waiting for a core.
 threads() {
     local task
     for task in /proc/"$server_pid"/task/*; do
-        printf '%s %s %s %s\n' "${task##*/}" "$(tr -d ' ' <"$task/comm")" \
+        printf '%s %s %s %s %s\n' "${task##*/}" "$(tr -d ' ' <"$task/comm")" \
             "$(awk '{ print $14 + $15 }' "$task/stat")" \
-            "$(awk '/^voluntary_ctxt/ { v = $2 } /^nonvoluntary_ctxt/ { n = $2 } END { print v, n }' "$task/status")"
+            "$(awk '/^voluntary_ctxt/ { v = $2 } /^nonvoluntary_ctxt/ { n = $2 } END { print v, n }' "$task/status")" \
+            "$(awk '{ print $2 }' "$task/schedstat")"
     done | sort
 }
 
@@ -59,10 +63,10 @@ batches=$(awk -v a="$(metric serversan_report_batches_total)" -v b="$batches0" '
 seconds=$(awk -v a="$(metric serversan_ingest_duration_seconds_sum)" -v b="$seconds0" 'BEGIN { print a - b }')
 awk -v n="$count" -v b="$batches" -v s="$seconds" 'BEGIN {
     printf "batches: %d, %.1f reports each; mean time in the handler %.2f ms\n", b, n / b, s / n * 1000 }'
-echo "thread            CPU (% of wall)  switches per report (voluntary / involuntary)"
+echo "thread            CPU (% of wall)  switches per report (voluntary / involuntary)  waiting for a core, µs per report"
 join "$work/before" "$work/after" | awk -v t="$(getconf CLK_TCK)" -v n="$count" \
     -v w="$(awk -v a="$ended" -v b="$started" 'BEGIN { print a - b }')" '{
-    cpu = ($7 - $3) / t
-    if (cpu >= 0.02)
-        printf "%-8s %-16s %5.0f %%          %.2f / %.2f\n", $1, $2, cpu / w * 100, ($8 - $4) / n, ($9 - $5) / n
+    cpu = ($8 - $3) / t
+    if (cpu / w >= 0.01)
+        printf "%-8s %-16s %5.0f %%          %.2f / %.2f                                    %5.1f\n", $1, $2, cpu / w * 100, ($9 - $4) / n, ($10 - $5) / n, ($11 - $6) / n / 1000
 }'
