@@ -7,14 +7,16 @@
 //! write, the InnoDB log flush) is shared by the whole batch instead of
 //! paid per report.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::WriteTurn;
 use super::checkpoint::{self, Wrote};
 use super::db::Db;
-use super::reports::{PacingCache, Prepared, RecordOutcome, record_batch};
+use super::reports::{PacingCache, Prepared, RecordOutcome, SqliteWriter, record_batch};
 use super::{Result, StorageError};
 use crate::config::DatabaseKind;
 
@@ -95,16 +97,26 @@ impl Batcher {
     /// the storage) is dropped.
     ///
     /// MariaDB's writers are tasks on the current runtime. SQLite's one
-    /// writer gets a thread of its own: a batch is a handful of statements,
-    /// each a round trip to sqlx's SQLite thread, and as a task the writer
-    /// waited behind every request in the runtime's queue after each of
-    /// them. On its own thread it never waits for the HTTP side, and that
-    /// made ingest about a quarter faster at saturation (BENCHMARKS.md).
+    /// writer gets a thread of its own, and on an SQLite file a connection
+    /// of its own that this thread drives ([`SqliteWriter`]): a batch is a
+    /// handful of statements, and as a task the writer waited behind every
+    /// request in the runtime's queue after each of them; through sqlx
+    /// each was a hand-off to sqlx's SQLite thread and back, each waiting
+    /// for a core under load. On its own thread, running its statements
+    /// itself, it waits for neither (BENCHMARKS.md).
     ///
     /// `checkpoints`: on an SQLite file, the pool whose connections
     /// checkpoint the log after batches (see `checkpoint`). `turn`: on
     /// SQLite, taken around each batch (see `Storage::write_turn`).
-    pub(super) fn start(db: Db, checkpoints: Option<Db>, turn: Option<WriteTurn>) -> Self {
+    /// `own`: on an SQLite file, the file and the busy timeout for the
+    /// writer's own connection; when it cannot be opened, batches go
+    /// through `db` (logged).
+    pub(super) fn start(
+        db: Db,
+        checkpoints: Option<Db>,
+        turn: Option<WriteTurn>,
+        own: Option<(PathBuf, Duration)>,
+    ) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let jobs = Arc::new(Mutex::new(Waiting::new(jobs)));
         match db.kind() {
@@ -114,20 +126,22 @@ impl Batcher {
                     jobs.clone(),
                     checkpoints.clone(),
                     turn.clone(),
+                    own,
                 );
                 if let Err(e) = thread {
                     tracing::warn!(
                         "cannot start the report writer's thread, writing from the runtime instead: {e}"
                     );
                     let wrote = checkpoints.map(checkpoint::start);
-                    tokio::spawn(write_batches(db, None, jobs, wrote, turn));
+                    tokio::spawn(write_batches(db, None, jobs, wrote, turn, None));
                 }
             }
             DatabaseKind::MySql => {
                 let cache = Arc::new(PacingCache::new());
                 for _ in 0..MYSQL_WRITERS {
                     let cache = Some(cache.clone());
-                    tokio::spawn(write_batches(db.clone(), cache, jobs.clone(), None, None));
+                    let writer = write_batches(db.clone(), cache, jobs.clone(), None, None, None);
+                    tokio::spawn(writer);
                 }
             }
         }
@@ -146,13 +160,15 @@ impl Batcher {
     }
 }
 
-/// Runs [`write_batches`] on a new thread with a runtime of its own, and
-/// the checkpointer beside it (it ends with the writer).
+/// Runs [`write_batches`] on a new thread with a runtime of its own, on
+/// its own connection to the file `own` names if it opens, and the
+/// checkpointer beside it (it ends with the writer).
 fn spawn_writer_thread(
     db: Db,
     jobs: Arc<Mutex<Waiting>>,
     checkpoints: Option<Db>,
     turn: Option<WriteTurn>,
+    own: Option<(PathBuf, Duration)>,
 ) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -160,9 +176,18 @@ fn spawn_writer_thread(
     std::thread::Builder::new()
         .name("report-writer".into())
         .spawn(move || {
+            let own = own.and_then(|(file, busy_timeout)| {
+                SqliteWriter::open(&file, busy_timeout)
+                    .inspect_err(|e| {
+                        tracing::warn!(
+                            "cannot open the report writer's connection, writing through the pool instead: {e}"
+                        );
+                    })
+                    .ok()
+            });
             runtime.block_on(async move {
                 let wrote = checkpoints.map(checkpoint::start);
-                write_batches(db, None, jobs, wrote, turn).await;
+                write_batches(db, None, jobs, wrote, turn, own).await;
             });
         })?;
     Ok(())
@@ -176,12 +201,16 @@ fn spawn_writer_thread(
 /// against 11,160 reports/s, lower in four pairs of five), so it reads.
 /// `wrote`: told after each batch, on an SQLite file (see `checkpoint`).
 /// `write_turn`: on SQLite, taken around each batch (`Storage::write_turn`).
+/// `own`: on an SQLite file, the connection batches are written on (run
+/// on the caller's thread: only for a thread of the writer's own); a
+/// batch it gives up on goes the plain way through `db`.
 async fn write_batches(
     db: Db,
     cache: Option<Arc<PacingCache>>,
     queue: Arc<Mutex<Waiting>>,
     wrote: Option<Wrote>,
     write_turn: Option<WriteTurn>,
+    mut own: Option<SqliteWriter>,
 ) {
     loop {
         // The writer's turn: the queue stays locked while this writer takes
@@ -212,7 +241,19 @@ async fn write_batches(
             jobs.drain(..).map(|j| (j.report, j.reply)).unzip();
         // SQLite's turn to write in this process (`Storage::write_turn`).
         let writing = WriteTurn::take_any(write_turn.as_ref()).await;
-        let written = record_batch(&db, cache.as_deref(), &reports, &pass_turn).await;
+        let written = match own.as_mut().map(|own| own.write(&reports, &pass_turn)) {
+            Some(Ok(Some(outcomes))) => {
+                metrics::counter!("serversan_report_batches_total", "path" => "bulk").increment(1);
+                Ok(outcomes)
+            }
+            Some(Err(e)) => Err(StorageError::Sqlite(e)),
+            // Another process wrote under the batch, or no connection of
+            // its own: through the pool, which writes it report by report
+            // if it must.
+            Some(Ok(None)) | None => {
+                record_batch(&db, cache.as_deref(), &reports, &pass_turn).await
+            }
+        };
         drop(writing);
         pass_turn();
         match written {

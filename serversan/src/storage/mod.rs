@@ -73,6 +73,9 @@ pub enum StorageError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the SQLite batch writer's own connection.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("a server named {0:?} already exists for this owner")]
     NameTaken(String),
     #[error("stored data cannot be read: {0}")]
@@ -90,9 +93,9 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct Storage {
     db: Db,
-    /// Where the batch writer writes, and whoever holds the write turn: on
-    /// an SQLite file a pool of one connection of its own (see
-    /// [`Storage::connect`]), otherwise the same pool.
+    /// Where whoever holds the write turn writes: on an SQLite file a pool
+    /// of one connection of its own (see [`Storage::connect`]; the batch
+    /// writer has another), otherwise the same pool.
     writer: Db,
     /// On SQLite, taken by this process's frequent writers (the batch
     /// writer, the alert worker) around their transactions; see
@@ -110,6 +113,8 @@ impl Storage {
     /// while `serve` runs. A MySQL database must already exist.
     pub async fn connect(options: &StorageOptions) -> Result<Self> {
         let url = options.url.expose();
+        // On an SQLite file, the batch writer's own connection (see `batch`).
+        let mut own_writer = None;
         let (db, writer, checkpoints) = match options.url.kind() {
             DatabaseKind::Sqlite => {
                 let connect = SqliteConnectOptions::from_str(url)
@@ -135,16 +140,17 @@ impl Storage {
                     .connect_with(connect.clone())
                     .await
                     .map_err(|e| StorageError::Connect(describe_connect_error(&e)))?;
-                // The batch writer gets a connection of its own, kept for
-                // good. SQLite drops a connection's whole page cache when
-                // another connection wrote since its last transaction, and
-                // the pool hands out its least recently used connection:
-                // batches taken from it found their cache dropped nearly
-                // every time and read the index pages they update again
-                // (BENCHMARKS.md, "Ingest"). One connection that does all
-                // the writing keeps them.
-                // It also leaves checkpoints to another connection (see
-                // `checkpoint`).
+                // The frequent writers get connections of their own, kept
+                // for good: the batch writer one that its thread drives
+                // itself (`own_writer`, see `batch`), the holders of the
+                // write turn (the alert worker, the bot's writes) this
+                // pool of one. SQLite drops a connection's whole page cache
+                // when another connection wrote since its last transaction,
+                // and the pool hands out its least recently used
+                // connection: batches taken from it found their cache
+                // dropped nearly every time and read the index pages they
+                // update again (BENCHMARKS.md, "Ingest"). Both leave
+                // checkpoints to another connection (see `checkpoint`).
                 // Its statement journals stay in memory: a batch's
                 // multi-row statements (which SQLite must be able to undo
                 // alone inside the transaction) touch more than the 64 KiB
@@ -156,6 +162,10 @@ impl Storage {
                 if in_memory {
                     (Db::Sqlite(pool.clone()), Db::Sqlite(pool), None)
                 } else {
+                    own_writer = Some((
+                        connect.get_filename().to_path_buf(),
+                        options.sqlite_busy_timeout,
+                    ));
                     let writer = SqlitePoolOptions::new()
                         .max_connections(1)
                         .acquire_timeout(options.acquire_timeout)
@@ -188,7 +198,8 @@ impl Storage {
             }
         };
         let write_turn = matches!(db, Db::Sqlite(_)).then(WriteTurn::default);
-        let batcher = batch::Batcher::start(writer.clone(), checkpoints, write_turn.clone());
+        let batcher =
+            batch::Batcher::start(writer.clone(), checkpoints, write_turn.clone(), own_writer);
         Ok(Self {
             db,
             writer,
@@ -218,12 +229,14 @@ impl Storage {
     /// refused (BENCHMARKS.md).
     ///
     /// The turn comes with the connection to write on: on an SQLite file
-    /// the batch writer's own. Why: SQLite drops a connection's page cache
-    /// when another connection wrote since its last transaction, so the
-    /// alert worker on a pool connection read every page again after each
-    /// of the writer's batches, and the writer after each of its
-    /// transactions; one connection taking turns keeps both warm
-    /// (BENCHMARKS.md, "Ingest").
+    /// one kept for the turn's holders. Why: SQLite drops a connection's
+    /// page cache when another connection wrote since its last
+    /// transaction, and a pool connection, least recently used, nearly
+    /// always finds that so (BENCHMARKS.md, "Ingest"). The batch writer,
+    /// which also takes the turn, writes on a connection of its own that
+    /// its thread drives (see `batch`): sharing this one through sqlx
+    /// kept the caches warm but cost a hand-off to sqlx's thread per
+    /// statement, which under load was dearer.
     pub(crate) async fn write_turn(&self) -> Turn<'_> {
         Turn {
             _held: WriteTurn::take_any(self.write_turn.as_ref()).await,

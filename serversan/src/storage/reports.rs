@@ -38,6 +38,7 @@ macro_rules! bind_report {
 mod bulk;
 mod cache;
 
+pub(super) use bulk::SqliteWriter;
 pub(super) use cache::PacingCache;
 
 use serversan_protocol::Report;
@@ -874,14 +875,67 @@ mod tests {
         })
     }
 
+    /// Which batch path a test drives.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum BatchPath {
+        /// `bulk::write` through the pool, with a pacing cache as given.
+        Pool(Cache),
+        /// The SQLite batch writer's own connection (`bulk::SqliteWriter`).
+        Own,
+    }
+
+    /// Writes batches on a test's storage along one [`BatchPath`].
+    struct Bulk<'a> {
+        storage: &'a Storage,
+        cache: PacingCache,
+        own: Option<SqliteWriter>,
+    }
+
+    impl<'a> Bulk<'a> {
+        fn new(storage: &'a Storage, file: &std::path::Path, path: BatchPath) -> Self {
+            let own = (path == BatchPath::Own).then(|| {
+                SqliteWriter::open(file, std::time::Duration::from_secs(5)).expect("own connection")
+            });
+            Self {
+                storage,
+                cache: PacingCache::new(),
+                own,
+            }
+        }
+
+        async fn write(
+            &mut self,
+            batch: &[Prepared],
+            before_commit: &(dyn Fn() + Sync),
+        ) -> Option<Vec<RecordOutcome>> {
+            match &mut self.own {
+                Some(own) => own.write(batch, before_commit).expect("write"),
+                None => bulk::write(&self.storage.db, Some(&self.cache), batch, before_commit)
+                    .await
+                    .expect("write"),
+            }
+        }
+    }
+
     /// A batch that would store every report assumes its nonces unused and
     /// does not read them; a replay among them is still answered as one
     /// (the nonce insert fails, the batch is written again reading them)
     /// and the rest of the batch is stored.
     #[tokio::test]
     async fn a_replay_in_a_batch_that_reads_no_nonces_is_refused() {
+        replay_in_a_batch_is_refused(BatchPath::Pool(Cache::AsWritten)).await;
+    }
+
+    /// The same on the SQLite batch writer's own connection.
+    #[tokio::test]
+    async fn a_replay_on_the_writers_own_connection_is_refused() {
+        replay_in_a_batch_is_refused(BatchPath::Own).await;
+    }
+
+    async fn replay_in_a_batch_is_refused(path: BatchPath) {
         let dir = tempfile::tempdir().expect("tempdir");
         let (storage, keys) = open(&dir, "replay.db").await;
+        let mut bulk = Bulk::new(&storage, &dir.path().join("replay.db"), path);
         let now = unix_now();
         let prepared = |server: i64, collected_at: i64, nonce: &str| {
             let report = Report::example(collected_at);
@@ -898,9 +952,7 @@ mod tests {
             .expect("prepared")
         };
         let first = [prepared(1, now - 100, "nonce-first-000000")];
-        let stored = bulk::write(&storage.db, Some(&PacingCache::new()), &first, &|| {})
-            .await
-            .expect("write");
+        let stored = bulk.write(&first, &|| {}).await;
         assert_eq!(stored, Some(vec![RecordOutcome::Stored]));
         let before = state(&storage).await;
 
@@ -910,11 +962,11 @@ mod tests {
             prepared(2, now - 50, "nonce-second-00000"),
         ];
         let commits = std::sync::atomic::AtomicUsize::new(0);
-        let outcomes = bulk::write(&storage.db, Some(&PacingCache::new()), &batch, &|| {
-            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        })
-        .await
-        .expect("write");
+        let outcomes = bulk
+            .write(&batch, &|| {
+                commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            })
+            .await;
         assert_eq!(
             outcomes,
             Some(vec![RecordOutcome::NonceUsed, RecordOutcome::Stored])
@@ -933,7 +985,13 @@ mod tests {
     /// unknown servers and keys a server no longer has.
     #[tokio::test]
     async fn batch_path_decides_as_the_sql_does() {
-        bulk_and_plain_agree(Cache::AsWritten).await;
+        bulk_and_plain_agree(BatchPath::Pool(Cache::AsWritten)).await;
+    }
+
+    /// The same on the SQLite batch writer's own connection.
+    #[tokio::test]
+    async fn the_writers_own_connection_decides_as_the_sql_does() {
+        bulk_and_plain_agree(BatchPath::Own).await;
     }
 
     /// The same with a cache that is wrong before every round, as if other
@@ -942,7 +1000,7 @@ mod tests {
     /// never gives up (no other writer is at work).
     #[tokio::test]
     async fn a_wrong_pacing_cache_changes_no_outcome() {
-        bulk_and_plain_agree(Cache::Wrong).await;
+        bulk_and_plain_agree(BatchPath::Pool(Cache::Wrong)).await;
     }
 
     /// What the batch path's pacing cache holds in `bulk_and_plain_agree`.
@@ -954,15 +1012,15 @@ mod tests {
         Wrong,
     }
 
-    async fn bulk_and_plain_agree(kind: Cache) {
+    async fn bulk_and_plain_agree(path: BatchPath) {
         let dir = tempfile::tempdir().expect("tempdir");
         let (bulk_db, bulk_keys) = open(&dir, "bulk.db").await;
         let (plain_db, plain_keys) = open(&dir, "plain.db").await;
         let mut rng = Lcg(7);
         let base = unix_now() - 3_000;
         let mut refusals = std::collections::BTreeMap::new();
-        // Kept across rounds, as the batch writers keep it.
-        let cache = PacingCache::new();
+        // Its cache is kept across rounds, as the batch writers keep it.
+        let mut bulk = Bulk::new(&bulk_db, &dir.path().join("bulk.db"), path);
         for round in 0..60_i64 {
             let size = 1 + rng.below(40) as usize;
             let mut picks = Vec::with_capacity(size);
@@ -999,7 +1057,7 @@ mod tests {
                     })
                     .collect()
             };
-            if kind == Cache::Wrong {
+            if path == BatchPath::Pool(Cache::Wrong) {
                 // Server 6 never exists; a row for it is one deleted.
                 for server in 1..=6_i64 {
                     if rng.below(3) == 0 {
@@ -1020,13 +1078,13 @@ mod tests {
                         window_start: base + round * 20 - rng.below(90) as i64,
                         window_count: rng.below(5) as i64,
                     };
-                    cache.forget([server]);
-                    cache.committed([(server, &wrong, &wrong)]);
+                    bulk.cache.forget([server]);
+                    bulk.cache.committed([(server, &wrong, &wrong)]);
                 }
             }
-            let by_bulk = bulk::write(&bulk_db.db, Some(&cache), &batch(&bulk_keys), &|| {})
+            let by_bulk = bulk
+                .write(&batch(&bulk_keys), &|| {})
                 .await
-                .expect("bulk write")
                 .expect("no concurrent writer, so the batch path never gives up");
             let plain_batch = batch(&plain_keys);
             let by_plain = match write_batch(&plain_db.db, &plain_batch, false, &|| {})

@@ -17,7 +17,11 @@
 //! the plain way, one report at a time. No lock is taken for coordination,
 //! so this holds on Galera too.
 
+mod sqlite;
+
 use std::collections::{HashMap, HashSet};
+
+pub(in crate::storage) use sqlite::SqliteWriter;
 
 use super::cache::PacingCache;
 use super::{INSERT_REPORT_INTO, Pacing, Prepared, RecordOutcome};
