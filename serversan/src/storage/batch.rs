@@ -8,7 +8,7 @@
 //! paid per report.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -87,9 +87,21 @@ impl<T> Waiting<T> {
 }
 
 /// The queue in front of the batch writer; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct Batcher {
     queue: mpsc::Sender<Job>,
+    /// The SQLite writer's own connection, shared with the writer's
+    /// thread so that [`Batcher::close`] can close it.
+    own: Option<Own>,
+}
+
+/// The SQLite writer's own connection; `None` once closed.
+type Own = Arc<std::sync::Mutex<Option<SqliteWriter>>>;
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher").finish_non_exhaustive()
+    }
 }
 
 impl Batcher {
@@ -119,6 +131,16 @@ impl Batcher {
     ) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let jobs = Arc::new(Mutex::new(Waiting::new(jobs)));
+        let own = own.and_then(|(file, busy_timeout)| {
+            SqliteWriter::open(&file, busy_timeout)
+                .inspect_err(|e| {
+                    tracing::warn!(
+                        "cannot open the report writer's connection, writing through the pool instead: {e}"
+                    );
+                })
+                .ok()
+                .map(|writer| Arc::new(std::sync::Mutex::new(Some(writer))))
+        });
         match db.kind() {
             DatabaseKind::Sqlite => {
                 let thread = spawn_writer_thread(
@@ -126,7 +148,7 @@ impl Batcher {
                     jobs.clone(),
                     checkpoints.clone(),
                     turn.clone(),
-                    own,
+                    own.clone(),
                 );
                 if let Err(e) = thread {
                     tracing::warn!(
@@ -145,7 +167,16 @@ impl Batcher {
                 }
             }
         }
-        Self { queue }
+        Self { queue, own }
+    }
+
+    /// Closes the writer's own connection, if it has one: batches still
+    /// queued or submitted later go to the pool, which the caller closes
+    /// too. Waits for a batch being written to commit.
+    pub(super) fn close(&self) {
+        if let Some(own) = &self.own {
+            own.lock().unwrap_or_else(PoisonError::into_inner).take();
+        }
     }
 
     /// Queues a report and waits until its batch has committed (or failed).
@@ -160,15 +191,14 @@ impl Batcher {
     }
 }
 
-/// Runs [`write_batches`] on a new thread with a runtime of its own, on
-/// its own connection to the file `own` names if it opens, and the
-/// checkpointer beside it (it ends with the writer).
+/// Runs [`write_batches`] on a new thread with a runtime of its own, and
+/// the checkpointer beside it (it ends with the writer).
 fn spawn_writer_thread(
     db: Db,
     jobs: Arc<Mutex<Waiting>>,
     checkpoints: Option<Db>,
     turn: Option<WriteTurn>,
-    own: Option<(PathBuf, Duration)>,
+    own: Option<Own>,
 ) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -176,15 +206,6 @@ fn spawn_writer_thread(
     std::thread::Builder::new()
         .name("report-writer".into())
         .spawn(move || {
-            let own = own.and_then(|(file, busy_timeout)| {
-                SqliteWriter::open(&file, busy_timeout)
-                    .inspect_err(|e| {
-                        tracing::warn!(
-                            "cannot open the report writer's connection, writing through the pool instead: {e}"
-                        );
-                    })
-                    .ok()
-            });
             runtime.block_on(async move {
                 let wrote = checkpoints.map(checkpoint::start);
                 write_batches(db, None, jobs, wrote, turn, own).await;
@@ -201,16 +222,16 @@ fn spawn_writer_thread(
 /// against 11,160 reports/s, lower in four pairs of five), so it reads.
 /// `wrote`: told after each batch, on an SQLite file (see `checkpoint`).
 /// `write_turn`: on SQLite, taken around each batch (`Storage::write_turn`).
-/// `own`: on an SQLite file, the connection batches are written on (run
-/// on the caller's thread: only for a thread of the writer's own); a
-/// batch it gives up on goes the plain way through `db`.
+/// `own`: on an SQLite file, the connection batches are written on while
+/// it is open (run on the caller's thread: meant for a thread of the
+/// writer's own); a batch it gives up on goes the plain way through `db`.
 async fn write_batches(
     db: Db,
     cache: Option<Arc<PacingCache>>,
     queue: Arc<Mutex<Waiting>>,
     wrote: Option<Wrote>,
     write_turn: Option<WriteTurn>,
-    mut own: Option<SqliteWriter>,
+    own: Option<Own>,
 ) {
     loop {
         // The writer's turn: the queue stays locked while this writer takes
@@ -241,7 +262,11 @@ async fn write_batches(
             jobs.drain(..).map(|j| (j.report, j.reply)).unzip();
         // SQLite's turn to write in this process (`Storage::write_turn`).
         let writing = WriteTurn::take_any(write_turn.as_ref()).await;
-        let written = match own.as_mut().map(|own| own.write(&reports, &pass_turn)) {
+        let on_own = own.as_ref().and_then(|own| {
+            let mut own = own.lock().unwrap_or_else(PoisonError::into_inner);
+            own.as_mut().map(|own| own.write(&reports, &pass_turn))
+        });
+        let written = match on_own {
             Some(Ok(Some(outcomes))) => {
                 metrics::counter!("serversan_report_batches_total", "path" => "bulk").increment(1);
                 Ok(outcomes)

@@ -285,6 +285,7 @@ impl Storage {
 
     /// Closes every connection (SQLite then checkpoints its WAL).
     pub async fn close(&self) {
+        self.batcher.close();
         with_pool!(&self.db, pool => pool.close().await);
         with_pool!(&self.writer, pool => pool.close().await);
     }
@@ -350,7 +351,6 @@ fn clamp_i64(v: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SettingValue;
 
     async fn temp_store(db: &Db) -> i64 {
         let Db::Sqlite(pool) = db else {
@@ -367,15 +367,49 @@ mod tests {
     /// so a large sort of a chart query may still spill to disk.
     #[tokio::test]
     async fn the_writer_keeps_statement_journals_in_memory() {
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("db.sqlite");
-        let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("url");
-        let storage = Storage::connect(&StorageOptions::new(url))
-            .await
-            .expect("open");
+        let (_dir, storage) = test_support::sqlite_file(Duration::from_secs(5)).await;
         assert_eq!(temp_store(&storage.writer).await, 2, "MEMORY");
         assert_eq!(temp_store(&storage.db).await, 0, "DEFAULT");
         storage.close().await;
+    }
+
+    /// `close` closes the batch writer's own connection too: the last
+    /// connection to go checkpoints the log and removes it, and a closed
+    /// storage stores nothing more.
+    #[tokio::test]
+    async fn closing_closes_the_batch_writers_own_connection() {
+        let (dir, storage) = test_support::sqlite_file(Duration::from_secs(5)).await;
+        let name = ServerName::parse("box").expect("name");
+        let (server, _) = storage.create_server(1, &name).await.expect("server");
+        let now = unix_now();
+        let report = serversan_protocol::Report::example(now);
+        let new = |nonce| NewReport {
+            server_id: server.id,
+            key_id: None,
+            report: &report,
+            nonce,
+            nonce_expires_at: now + 600,
+            received_at: now,
+            min_interval_secs: 0,
+            max_per_minute: 1000,
+        };
+        let stored = storage
+            .record_report(&new("nonce-before-close-0"))
+            .await
+            .expect("stored");
+        assert_eq!(stored, RecordOutcome::Stored);
+        let log = dir.path().join("db.sqlite-wal");
+        assert!(log.exists(), "the log is in use");
+
+        storage.close().await;
+        assert!(
+            !log.exists(),
+            "every connection closed, the log checkpointed"
+        );
+        storage
+            .record_report(&new("nonce-after-close-00"))
+            .await
+            .expect_err("a closed storage stores nothing");
     }
 
     /// The bot's writes, while ingest's batch writer holds SQLite's lock:
@@ -440,11 +474,17 @@ pub(crate) mod test_support {
 
     /// An SQLite file whose busy handler gives up after 50 ms.
     pub(crate) async fn sqlite_with_busy_timeout() -> (tempfile::TempDir, Storage) {
+        sqlite_file(Duration::from_millis(50)).await
+    }
+
+    /// A migrated SQLite file `db.sqlite` in a directory of its own, with
+    /// this busy timeout.
+    pub(crate) async fn sqlite_file(busy_timeout: Duration) -> (tempfile::TempDir, Storage) {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("db.sqlite");
         let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("url");
         let options = StorageOptions {
-            sqlite_busy_timeout: Duration::from_millis(50),
+            sqlite_busy_timeout: busy_timeout,
             ..StorageOptions::new(url)
         };
         let storage = Storage::connect(&options).await.expect("open");
