@@ -24,7 +24,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 use crate::config::{Config, DatabaseKind, DatabaseUrl};
 use db::{Db, with_pool};
@@ -89,6 +89,30 @@ pub enum StorageError {
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+/// Pragmas of every connection to an SQLite database: WAL, so readers and
+/// the CLI work beside `serve`; `synchronous = NORMAL`, safe from a crash
+/// of the process in WAL mode (see `checkpoint`); foreign keys enforced.
+/// One list for the pools and the batch writer's own connection
+/// (`reports::bulk::SqliteWriter`), so they cannot drift apart.
+pub(super) const SQLITE_PRAGMAS: [(&str, &str); 3] = [
+    ("journal_mode", "WAL"),
+    ("synchronous", "NORMAL"),
+    ("foreign_keys", "ON"),
+];
+
+/// Pragmas of the frequent writers' connections on top of
+/// [`SQLITE_PRAGMAS`] (why: in [`Storage::connect`]): checkpoints left to
+/// another connection (see `checkpoint`), statement journals in memory.
+pub(super) fn writer_pragmas() -> [(&'static str, String); 2] {
+    [
+        (
+            "wal_autocheckpoint",
+            checkpoint::WRITER_AUTOCHECKPOINT.to_string(),
+        ),
+        ("temp_store", "MEMORY".to_owned()),
+    ]
+}
+
 /// A handle to the database; cheap to clone and share between tasks.
 #[derive(Debug, Clone)]
 pub struct Storage {
@@ -120,10 +144,10 @@ impl Storage {
                 let connect = SqliteConnectOptions::from_str(url)
                     .map_err(|e| StorageError::Connect(e.to_string()))?
                     .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(options.sqlite_busy_timeout)
-                    .foreign_keys(true);
+                    .busy_timeout(options.sqlite_busy_timeout);
+                let connect = SQLITE_PRAGMAS
+                    .into_iter()
+                    .fold(connect, |c, (key, value)| c.pragma(key, value));
                 let in_memory = url.contains(":memory:") || url.contains("mode=memory");
                 if !in_memory {
                     check_parent_dir(connect.get_filename())?;
@@ -172,12 +196,9 @@ impl Storage {
                         .idle_timeout(None)
                         .max_lifetime(None)
                         .connect_with(
-                            connect
-                                .pragma(
-                                    "wal_autocheckpoint",
-                                    checkpoint::WRITER_AUTOCHECKPOINT.to_string(),
-                                )
-                                .pragma("temp_store", "memory"),
+                            writer_pragmas()
+                                .into_iter()
+                                .fold(connect, |c, (key, value)| c.pragma(key, value)),
                         )
                         .await
                         .map_err(|e| StorageError::Connect(describe_connect_error(&e)))?;

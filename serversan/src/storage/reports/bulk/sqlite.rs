@@ -24,7 +24,7 @@ use super::{
     plan, select_nonces, select_servers, update_servers,
 };
 use crate::config::DatabaseKind;
-use crate::storage::checkpoint;
+use crate::storage::{SQLITE_PRAGMAS, writer_pragmas};
 
 /// Statement texts kept prepared: each kind of statement comes in up to
 /// nine lengths (`SIZES`).
@@ -36,18 +36,19 @@ pub(in crate::storage) struct SqliteWriter {
 }
 
 impl SqliteWriter {
-    /// Opens `file` as `Storage::connect` opens the writer's connection:
-    /// WAL, `synchronous = NORMAL`, foreign keys, statement journals in
-    /// memory, checkpoints left to another connection (see `checkpoint`).
+    /// Opens `file` with the pragmas `Storage::connect` opens the
+    /// writers' connections with (`SQLITE_PRAGMAS`, `writer_pragmas`).
     pub(in crate::storage) fn open(file: &Path, busy_timeout: Duration) -> rusqlite::Result<Self> {
         let conn = rusqlite::Connection::open(file)?;
         conn.busy_timeout(busy_timeout)?;
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
-             PRAGMA wal_autocheckpoint = {};",
-            checkpoint::WRITER_AUTOCHECKPOINT
-        ))?;
+        let writer = writer_pragmas();
+        let pragmas = SQLITE_PRAGMAS
+            .into_iter()
+            .chain(writer.iter().map(|(key, value)| (*key, value.as_str())));
+        let sql: String = pragmas
+            .map(|(key, value)| format!("PRAGMA {key} = {value};"))
+            .collect();
+        conn.execute_batch(&sql)?;
         conn.set_prepared_statement_cache_capacity(PREPARED);
         Ok(Self { conn })
     }
